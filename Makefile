@@ -1,0 +1,73 @@
+# taskgate: build, install, test, benchmark.
+#
+#   make            release libtaskgate.so in build/lib
+#   make install    PREFIX=/usr/local (default): lib, headers, taskgate.pc
+#   make demo       the shipped example, a real workload (installs what it needs)
+#   make check      every test: Swift, C, header drift, no-toolchain load, TSan stress
+#   make bench      benchmarks beside the baselines in ../shared/baselines
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+VERSION := $(shell sed -n 's/^\#define TG_VERSION_STRING "\(.*\)"/\1/p' include/taskgate.h)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+SONAME := libtaskgate.so.$(MAJOR)
+BUILD := $(CURDIR)/build
+STAGE := $(BUILD)/stage
+CC ?= cc
+CFLAGS_TEST := -std=c99 -O2 -g -Wall -Wextra -Werror -pthread
+
+SWIFT_RELEASE := swift build -c release --product taskgate \
+	-Xswiftc -static-stdlib \
+	-Xlinker --version-script=$(CURDIR)/scripts/exports.map \
+	-Xlinker -soname=$(SONAME)
+
+SOURCES := $(shell find Sources include -type f) Package.swift scripts/exports.map
+
+.PHONY: all lib install stage deps demo check test-swift test-c test-tsan bench clean
+all: lib
+lib: $(BUILD)/lib/libtaskgate.so
+
+$(BUILD)/lib/libtaskgate.so: $(SOURCES)
+	$(SWIFT_RELEASE)
+	mkdir -p $(BUILD)/lib
+	cp .build/release/libtaskgate.so $(BUILD)/lib/libtaskgate.so.$(VERSION)
+	ln -sf libtaskgate.so.$(VERSION) $(BUILD)/lib/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/lib/libtaskgate.so
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/lib/libtaskgate.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libtaskgate.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libtaskgate.so
+	install -m 644 include/taskgate.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/taskgate.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/taskgate.pc
+
+# A private install that the C tests and the example build against, exactly as a user would.
+stage: lib
+	$(MAKE) --no-print-directory install PREFIX=$(STAGE)
+
+deps:
+	@scripts/install-deps
+
+demo: deps stage
+	PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig $(CC) -std=c99 -O2 -Wall -Wextra -o $(BUILD)/checksum_files \
+		examples/checksum_files.c $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs taskgate)
+	$(BUILD)/checksum_files examples/data
+
+check: deps test-swift test-c test-tsan
+
+test-swift:
+	swift test 2>&1 | tee $(BUILD)/swift-test.log | tail -n 40; exit $${PIPESTATUS[0]}
+
+test-c: stage
+	PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig CC=$(CC) BUILD=$(BUILD) Tests/c/run-c-tests
+
+# The core's stress tests under ThreadSanitizer, in a build folder of their own.
+test-tsan:
+	swift test --sanitize=thread --scratch-path .build-tsan --filter Stress
+
+bench: deps stage
+	benchmarks/run
+
+clean:
+	rm -rf $(BUILD) .build .build-tsan

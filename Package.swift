@@ -1,0 +1,27 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The engine is built without exclusivity checks: its shared state lives in
+// unsafe slabs guarded by atomics and locks it manages itself, and the checks
+// would only add cost on the scheduler's hot path.
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
+let package = Package(
+    name: "taskgate",
+    products: [
+        // libtaskgate.so: only the C ABI (tg_*) is exported from release builds (see Makefile).
+        .library(name: "taskgate", type: .dynamic, targets: ["TaskGate"]),
+    ],
+    targets: [
+        // C shims: atomics on arena memory, futex, the thread-local error buffer, the task record.
+        .target(name: "CTaskGateSupport"),
+        // The public C header's types, for the thunks (prototypes hidden: the thunks define them).
+        .target(name: "CTaskGateABI"),
+        // The engine, plain Swift, no knowledge of the C ABI.
+        .target(name: "TaskGateCore", dependencies: ["CTaskGateSupport"], swiftSettings: engineFlags),
+        // @_cdecl thunks only.
+        .target(name: "TaskGate", dependencies: ["TaskGateCore", "CTaskGateABI", "CTaskGateSupport"],
+                swiftSettings: engineFlags),
+        .testTarget(name: "TaskGateCoreTests", dependencies: ["TaskGateCore", "CTaskGateSupport"]),
+    ]
+)

@@ -1,0 +1,24 @@
+/* The public header, for the Swift thunks, plus the private layout of the
+   handle structs that users see as opaque. */
+#ifndef CTASKGATEABI_H
+#define CTASKGATEABI_H
+#include "../../../include/taskgate.h"
+
+/* What a tg_pool * points to: a magic number, checked on every call, and the
+   engine object. */
+struct tg_pool {
+  uint64_t magic;
+  void *engine;
+};
+#define TG_POOL_MAGIC 0x7467706f6f6c2121ull /* "tgpool!!" */
+#define TG_POOL_DEAD 0xdeaddeaddeaddeadull
+
+/* A tg_task_ctx * is the engine's task record itself. */
+struct tg_task_ctx {
+  char opaque;
+};
+
+/* From the header's error table (abi.c). */
+const char *tgabi_error_message(int code);
+const char *tgabi_error_name(int code);
+#endif

@@ -1,0 +1,163 @@
+/*
+ * tgsupport.h: what the Swift engine cannot name safely on its own.
+ *
+ * - Atomics on arena memory. Task records live in large slabs that Swift
+ *   allocates; Swift's `Atomic` cannot be placed at an arbitrary address in
+ *   such a slab, so the few atomic fields are plain integers operated on by
+ *   these inline functions (GCC __atomic builtins, inlined into Swift).
+ * - futex(2) wait/wake, the sleep primitive of workers and waiters.
+ * - A thread-local buffer for tg_last_error().
+ * - The task record itself, so its layout is fixed and its atomic fields are
+ *   addressable.
+ *
+ * Nothing here is exported from libtaskgate.so: the linker version script keeps
+ * only tg_* symbols, and everything here is tgs_*.
+ */
+#ifndef TGSUPPORT_H
+#define TGSUPPORT_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- atomics ------------------------------------------------------------ */
+
+#define TGS_ATOMIC_OPS(T, N)                                                           \
+  static inline T tgs_load_##N(const T *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); } \
+  static inline T tgs_load_relaxed_##N(const T *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); } \
+  static inline void tgs_store_##N(T *p, T v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); } \
+  static inline void tgs_store_relaxed_##N(T *p, T v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); } \
+  static inline T tgs_add_##N(T *p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); } \
+  static inline T tgs_add_sc_##N(T *p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); } \
+  static inline T tgs_or_sc_##N(T *p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); } \
+  static inline T tgs_and_sc_##N(T *p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); } \
+  static inline T tgs_exchange_##N(T *p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); } \
+  static inline int tgs_cas_##N(T *p, T expected, T desired) {                        \
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL,    \
+                                       __ATOMIC_ACQUIRE);                             \
+  }                                                                                   \
+  static inline int tgs_cas_sc_##N(T *p, T expected, T desired) {                     \
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST,    \
+                                       __ATOMIC_SEQ_CST);                             \
+  }
+
+TGS_ATOMIC_OPS(uint32_t, u32)
+TGS_ATOMIC_OPS(int32_t, i32)
+TGS_ATOMIC_OPS(int64_t, i64)
+TGS_ATOMIC_OPS(uint64_t, u64)
+
+static inline void *tgs_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void tgs_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline void tgs_fence_sc(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+static inline void tgs_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- futex -------------------------------------------------------------- */
+
+/* Sleeps while *addr == expected, at most timeout_ns (negative: no limit).
+   Returns 0 when woken or the value differed, 1 on timeout. Spurious
+   wake-ups are possible; callers re-check their condition. */
+int tgs_futex_wait(uint32_t *addr, uint32_t expected, int64_t timeout_ns);
+/* Wakes up to n threads sleeping on addr. */
+void tgs_futex_wake(uint32_t *addr, int n);
+
+/* ---- time, threads ------------------------------------------------------ */
+
+int64_t tgs_monotonic_ns(void);
+int tgs_cpu_count(void);
+
+/* ---- tg_last_error() storage -------------------------------------------- */
+
+/* Copies msg (truncated to the buffer) into this thread's error buffer. */
+void tgs_set_last_error(const char *msg);
+void tgs_clear_last_error(void);
+const char *tgs_last_error(void);
+
+/* ---- the task record ---------------------------------------------------- */
+
+/* Task lifecycle, in the `state` field. Values >= TGS_STATE_FINAL_MIN are final
+   and equal the public tg_status values. Exactly one thread wins the move to
+   TGS_STATE_FINALIZING, writes the result fields, then publishes the final
+   status with a release store; readers use an acquire load. */
+enum {
+  TGS_STATE_PENDING = 0,    /* waiting on parents */
+  TGS_STATE_QUEUED = 1,     /* in a queue */
+  TGS_STATE_RUNNING = 2,
+  TGS_STATE_FINALIZING = 3, /* a thread is writing the result */
+  TGS_STATE_FINAL_MIN = 4,
+  TGS_STATE_SUCCEEDED = 4,
+  TGS_STATE_FAILED = 5,
+  TGS_STATE_TIMED_OUT = 6,
+  TGS_STATE_CANCELLED = 7,
+  TGS_STATE_SKIPPED = 8,
+};
+
+enum {
+  TGS_EDGE_EMPTY = -1,  /* no dependents yet */
+  TGS_EDGE_SEALED = -2, /* the task finished: no more dependents may attach */
+};
+
+enum {
+  TGS_TASK_CRITICAL = 1u << 0,
+  TGS_TASK_HAS_PATHS = 1u << 1,
+  TGS_TASK_HAS_TIMEOUT = 1u << 2,
+};
+
+/* One record per submitted task, in the pool's task slab (about 170 bytes); the id and payload live in the pool's byte arena. The record
+   pointer doubles as the processor's tg_task_ctx. */
+typedef struct tgs_task {
+  /* set at submission, read-only afterwards */
+  void *fn;              /* processor: int (*)(tgs_task *ctx, void *user) */
+  void *user;
+  const char *id;        /* NUL-terminated; NULL for an anonymous task */
+  const void *payload;
+  uint64_t payload_len;
+  int64_t timeout_ns;    /* 0: none */
+  uint64_t seq;          /* submission number */
+  int32_t group;         /* -1: none */
+  int32_t paths_start;   /* into the pool's path-claim arena */
+  uint16_t paths_count;
+  uint8_t priority;      /* 0 high, 1 normal, 2 low */
+  uint8_t flags;         /* TGS_TASK_* */
+  int32_t difficulty;
+  /* atomics */
+  uint32_t state;        /* TGS_STATE_* */
+  int32_t pending;       /* unfinished parents, plus one while being submitted */
+  int32_t dependents;    /* head of the dependents edge list, or TGS_EDGE_* */
+  uint32_t cancel;       /* non-zero: the processor should stop */
+  uint32_t waited;       /* non-zero: someone waits on this very task */
+  int32_t cause;         /* index of the parent that made this task skip, or -1 */
+  /* result, written by the finalizing thread */
+  int32_t worker;
+  uint32_t attempts;
+  int64_t submit_ns;
+  int64_t ready_ns;
+  int64_t start_ns;
+  int64_t end_ns;
+  /* written only by the processor, during its call (malloc'd) */
+  void *output;
+  uint64_t output_len;
+  char *error;
+  /* written only by a finalizer that is not the worker (cancel, timeout,
+     skip), while it holds TGS_STATE_FINALIZING (malloc'd) */
+  char *note;
+} tgs_task;
+
+/* Calls a processor. Kept in C so the call is a plain indirect call. */
+typedef int (*tgs_processor_fn)(tgs_task *ctx, void *user);
+static inline int tgs_call_processor(tgs_task *t) {
+  return ((tgs_processor_fn)t->fn)(t, t->user);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

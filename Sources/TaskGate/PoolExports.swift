@@ -1,0 +1,347 @@
+import CTaskGateABI
+import CTaskGateSupport
+import TaskGateCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Pools
+
+@_cdecl("tg_pool_create")
+public func tg_pool_create(_ opts: UnsafePointer<tg_pool_options>?,
+                           _ out: UnsafeMutablePointer<UnsafeMutablePointer<tg_pool>?>?) -> Int32 {
+    guard let out else { return fail(TG_EINVAL, "tg_pool_create: out is NULL") }
+    out.pointee = nil
+    var config = PoolConfiguration()
+    if let opts {
+        guard opts.pointee.struct_size == UInt32(MemoryLayout<tg_pool_options>.size) else {
+            return fail(TG_EVERSION, "tg_pool_create: opts->struct_size is \(opts.pointee.struct_size), this library knows \(MemoryLayout<tg_pool_options>.size) (use TG_POOL_OPTIONS_INIT)")
+        }
+        let known = TG_POOL_ALLOW_READ_WRITE_OVERLAP
+        guard opts.pointee.flags & ~known == 0 else {
+            return fail(TG_EINVAL, "tg_pool_create: unknown flags 0x\(String(opts.pointee.flags & ~known, radix: 16))")
+        }
+        config.workers = Int(opts.pointee.workers)
+        config.maxConcurrency = Int(opts.pointee.max_concurrency)
+        config.allowReadWriteOverlap = opts.pointee.flags & TG_POOL_ALLOW_READ_WRITE_OVERLAP != 0
+        if opts.pointee.workers > 1024 {
+            return fail(TG_EINVAL, "tg_pool_create: workers is \(opts.pointee.workers); at most 1024")
+        }
+    }
+    let pool: TaskPool
+    do { pool = try TaskPool(config) } catch { return fail(error) }
+    let handle = UnsafeMutablePointer<tg_pool>.allocate(capacity: 1)
+    handle.initialize(to: tg_pool(magic: TG_POOL_MAGIC, engine: Unmanaged.passRetained(pool).toOpaque()))
+    out.pointee = handle
+    return ok()
+}
+
+@_cdecl("tg_pool_shutdown")
+public func tg_pool_shutdown(_ p: UnsafeMutablePointer<tg_pool>?, _ mode: Int32, _ timeoutMs: Int64) -> Int32 {
+    guard let pool = engine(p, "tg_pool_shutdown") else { return badHandleCode(p) }
+    let m: ShutdownMode
+    switch mode {
+    case TG_SHUTDOWN_DRAIN: m = .drain
+    case TG_SHUTDOWN_ABORT: m = .abort
+    default: return fail(TG_EINVAL, "tg_pool_shutdown: mode \(mode) is neither TG_SHUTDOWN_DRAIN nor TG_SHUTDOWN_ABORT")
+    }
+    do { try pool.shutdown(m, timeout: nanos(timeoutMs)) } catch { return fail(error) }
+    return ok()
+}
+
+@_cdecl("tg_pool_destroy")
+public func tg_pool_destroy(_ p: UnsafeMutablePointer<tg_pool>?) -> Int32 {
+    guard let p else { return ok() }
+    guard let pool = engine(p, "tg_pool_destroy") else { return badHandleCode(p) }
+    do { try pool.close() } catch { return fail(error) }
+    let e = p.pointee.engine!
+    p.pointee.magic = TG_POOL_DEAD
+    p.pointee.engine = nil
+    Unmanaged<TaskPool>.fromOpaque(e).release()
+    p.deallocate()
+    return ok()
+}
+
+// MARK: - Submission
+
+private let descSize = UInt32(MemoryLayout<tg_task_desc>.size)
+
+/// Checks one description; nil when fine, else the message.
+private func problem(_ d: UnsafePointer<tg_task_desc>, _ i: Int, batch: Bool) -> String? {
+    let who: String = d.pointee.id.map { "task '\(String(cString: $0))'" }
+        ?? (batch ? "task #\(i) of the batch" : "the task")
+    if d.pointee.fn == nil { return "\(who): fn (the processor) is NULL" }
+    if d.pointee.priority < TG_PRIORITY_LOW || d.pointee.priority > TG_PRIORITY_HIGH {
+        return "\(who): priority \(d.pointee.priority) is not TG_PRIORITY_LOW, _NORMAL or _HIGH"
+    }
+    if d.pointee.n_deps > 0 && d.pointee.deps == nil { return "\(who): n_deps is \(d.pointee.n_deps) but deps is NULL" }
+    if d.pointee.n_reads > 0 && d.pointee.reads == nil { return "\(who): n_reads is \(d.pointee.n_reads) but reads is NULL" }
+    if d.pointee.n_writes > 0 && d.pointee.writes == nil { return "\(who): n_writes is \(d.pointee.n_writes) but writes is NULL" }
+    if d.pointee.payload_len > 0 && d.pointee.payload == nil {
+        return "\(who): payload_len is \(d.pointee.payload_len) but payload is NULL"
+    }
+    if d.pointee.flags & ~TG_TASK_CRITICAL != 0 { return "\(who): unknown flags 0x\(String(d.pointee.flags, radix: 16))" }
+    return nil
+}
+
+@inline(__always) private func spec(_ d: UnsafePointer<tg_task_desc>) -> TaskSpec {
+    let fn = unsafeBitCast(d.pointee.fn, to: Processor.self)
+    var s = TaskSpec(id: d.pointee.id, processor: fn, user: d.pointee.user)
+    if d.pointee.payload_len > 0 { s.payload = UnsafeRawBufferPointer(start: d.pointee.payload, count: d.pointee.payload_len) }
+    if d.pointee.n_deps > 0 { s.dependencies = UnsafeBufferPointer(start: d.pointee.deps, count: d.pointee.n_deps) }
+    if d.pointee.n_reads > 0 { s.reads = UnsafeBufferPointer(start: d.pointee.reads, count: d.pointee.n_reads) }
+    if d.pointee.n_writes > 0 { s.writes = UnsafeBufferPointer(start: d.pointee.writes, count: d.pointee.n_writes) }
+    s.group = d.pointee.group
+    s.lane = Int(1 - d.pointee.priority)
+    s.critical = d.pointee.flags & TG_TASK_CRITICAL != 0
+    s.difficulty = d.pointee.difficulty
+    if d.pointee.timeout_ms > 0 { s.timeoutNanoseconds = nanos(d.pointee.timeout_ms) }
+    return s
+}
+
+@_cdecl("tg_pool_submit")
+public func tg_pool_submit(_ p: UnsafeMutablePointer<tg_pool>?, _ d: UnsafePointer<tg_task_desc>?,
+                           _ outSeq: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    guard let pool = engine(p, "tg_pool_submit") else { return badHandleCode(p) }
+    guard let d else { return fail(TG_EINVAL, "tg_pool_submit: task is NULL") }
+    guard d.pointee.struct_size == descSize else {
+        return fail(TG_EVERSION, "tg_pool_submit: task->struct_size is \(d.pointee.struct_size), this library knows \(descSize) (use TG_TASK_DESC_INIT)")
+    }
+    if let message = problem(d, 0, batch: false) { return fail(TG_EINVAL, message) }
+    do {
+        let seq = try pool.submit(spec(d))
+        outSeq?.pointee = seq
+    } catch { return fail(error) }
+    return ok()
+}
+
+@_cdecl("tg_pool_submit_batch")
+public func tg_pool_submit_batch(_ p: UnsafeMutablePointer<tg_pool>?, _ tasks: UnsafePointer<tg_task_desc>?,
+                                 _ count: Int, _ outFirst: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    guard let pool = engine(p, "tg_pool_submit_batch") else { return badHandleCode(p) }
+    guard let tasks else { return fail(TG_EINVAL, "tg_pool_submit_batch: tasks is NULL") }
+    guard count > 0 else { return fail(TG_EINVAL, "tg_pool_submit_batch: count is 0") }
+    let stride = Int(tasks.pointee.struct_size)
+    guard stride == Int(descSize) else {
+        return fail(TG_EVERSION, "tg_pool_submit_batch: tasks[0].struct_size is \(stride), this library knows \(descSize) (use TG_TASK_DESC_INIT)")
+    }
+    let raw = UnsafeRawPointer(tasks)
+    @inline(__always) func at(_ i: Int) -> UnsafePointer<tg_task_desc> {
+        (raw + i * stride).assumingMemoryBound(to: tg_task_desc.self)
+    }
+    for i in 0..<count {
+        let d = at(i)
+        if d.pointee.struct_size != descSize {
+            return fail(TG_EVERSION, "tg_pool_submit_batch: tasks[\(i)].struct_size is \(d.pointee.struct_size), tasks[0]'s is \(stride)")
+        }
+        if let message = problem(d, i, batch: true) { return fail(TG_EINVAL, message) }
+    }
+    do {
+        let first = try pool.submitBatch(count: count) { spec(at($0)) }
+        outFirst?.pointee = first
+    } catch { return fail(error) }
+    return ok()
+}
+
+// MARK: - Waiting
+
+private func lookupTask(_ pool: TaskPool, _ id: UnsafePointer<CChar>?, _ function: String) -> (Int32?, Int32) {
+    guard let id else { return (nil, fail(TG_EINVAL, "\(function): id is NULL")) }
+    do { return (try pool.lookup(id), 0) } catch { return (nil, fail(error)) }
+}
+
+@_cdecl("tg_pool_wait")
+public func tg_pool_wait(_ p: UnsafeMutablePointer<tg_pool>?, _ id: UnsafePointer<CChar>?, _ timeoutMs: Int64) -> Int32 {
+    guard let pool = engine(p, "tg_pool_wait") else { return badHandleCode(p) }
+    let (i, rc) = lookupTask(pool, id, "tg_pool_wait")
+    guard let i else { return rc }
+    do { try pool.wait(task: i, timeout: nanos(timeoutMs)) } catch { return fail(error) }
+    return ok()
+}
+
+@_cdecl("tg_pool_wait_group")
+public func tg_pool_wait_group(_ p: UnsafeMutablePointer<tg_pool>?, _ group: UnsafePointer<CChar>?, _ timeoutMs: Int64) -> Int32 {
+    guard let pool = engine(p, "tg_pool_wait_group") else { return badHandleCode(p) }
+    guard let group else { return fail(TG_EINVAL, "tg_pool_wait_group: group is NULL") }
+    do { try pool.wait(group: group, timeout: nanos(timeoutMs)) } catch { return fail(error) }
+    return ok()
+}
+
+@_cdecl("tg_pool_wait_all")
+public func tg_pool_wait_all(_ p: UnsafeMutablePointer<tg_pool>?, _ timeoutMs: Int64) -> Int32 {
+    guard let pool = engine(p, "tg_pool_wait_all") else { return badHandleCode(p) }
+    do { try pool.waitAll(timeout: nanos(timeoutMs)) } catch { return fail(error) }
+    return ok()
+}
+
+// MARK: - Cancellation
+
+@_cdecl("tg_pool_cancel")
+public func tg_pool_cancel(_ p: UnsafeMutablePointer<tg_pool>?, _ id: UnsafePointer<CChar>?) -> Int32 {
+    guard let pool = engine(p, "tg_pool_cancel") else { return badHandleCode(p) }
+    let (i, rc) = lookupTask(pool, id, "tg_pool_cancel")
+    guard let i else { return rc }
+    do { try pool.cancel(task: i) } catch { return fail(error) }
+    return ok()
+}
+
+@_cdecl("tg_pool_cancel_group")
+public func tg_pool_cancel_group(_ p: UnsafeMutablePointer<tg_pool>?, _ group: UnsafePointer<CChar>?,
+                                 _ outCount: UnsafeMutablePointer<Int>?) -> Int32 {
+    guard let pool = engine(p, "tg_pool_cancel_group") else { return badHandleCode(p) }
+    guard let group else { return fail(TG_EINVAL, "tg_pool_cancel_group: group is NULL") }
+    do { outCount?.pointee = try pool.cancel(group: group) } catch { return fail(error) }
+    return ok()
+}
+
+@_cdecl("tg_pool_cancel_all")
+public func tg_pool_cancel_all(_ p: UnsafeMutablePointer<tg_pool>?, _ outCount: UnsafeMutablePointer<Int>?) -> Int32 {
+    guard let pool = engine(p, "tg_pool_cancel_all") else { return badHandleCode(p) }
+    outCount?.pointee = pool.cancelAll()
+    return ok()
+}
+
+// MARK: - Results
+
+private let resultSize = UInt32(MemoryLayout<tg_result>.size)
+
+private func fill(_ out: UnsafeMutablePointer<tg_result>, _ v: TaskResultView) {
+    out.pointee.status = Int32(v.status.rawValue)
+    out.pointee.seq = v.seq
+    out.pointee.id = v.id
+    out.pointee.group = v.group
+    out.pointee.output = v.output
+    out.pointee.output_len = v.outputLength
+    out.pointee.error = v.error
+    out.pointee.attempts = v.attempts
+    out.pointee.worker = v.worker
+    out.pointee.submit_ns = v.submitNanoseconds
+    out.pointee.start_ns = v.startNanoseconds
+    out.pointee.end_ns = v.endNanoseconds
+    out.pointee.queue_ns = v.queueNanoseconds
+}
+
+private func checkResult(_ out: UnsafeMutablePointer<tg_result>?, _ function: String) -> Int32? {
+    guard let out else { return fail(TG_EINVAL, "\(function): out is NULL") }
+    guard out.pointee.struct_size == resultSize else {
+        return fail(TG_EVERSION, "\(function): out->struct_size is \(out.pointee.struct_size), this library knows \(resultSize) (use TG_RESULT_INIT)")
+    }
+    return nil
+}
+
+@_cdecl("tg_pool_result")
+public func tg_pool_result(_ p: UnsafeMutablePointer<tg_pool>?, _ id: UnsafePointer<CChar>?,
+                           _ out: UnsafeMutablePointer<tg_result>?) -> Int32 {
+    guard let pool = engine(p, "tg_pool_result") else { return badHandleCode(p) }
+    if let rc = checkResult(out, "tg_pool_result") { return rc }
+    let (i, rc) = lookupTask(pool, id, "tg_pool_result")
+    guard let i else { return rc }
+    fill(out!, pool.result(i))
+    return ok()
+}
+
+@_cdecl("tg_pool_result_at")
+public func tg_pool_result_at(_ p: UnsafeMutablePointer<tg_pool>?, _ seq: UInt64,
+                              _ out: UnsafeMutablePointer<tg_result>?) -> Int32 {
+    guard let pool = engine(p, "tg_pool_result_at") else { return badHandleCode(p) }
+    if let rc = checkResult(out, "tg_pool_result_at") { return rc }
+    let n = pool.submittedCount
+    guard seq < UInt64(n) else {
+        return fail(TG_ENOTFOUND, "tg_pool_result_at: seq \(seq) is beyond the \(n) tasks submitted")
+    }
+    fill(out!, pool.result(Int32(seq)))
+    return ok()
+}
+
+@_cdecl("tg_pool_next_completed")
+public func tg_pool_next_completed(_ p: UnsafeMutablePointer<tg_pool>?, _ cursor: UnsafeMutablePointer<UInt64>?,
+                                   _ timeoutMs: Int64, _ out: UnsafeMutablePointer<tg_result>?) -> Int32 {
+    guard let pool = engine(p, "tg_pool_next_completed") else { return badHandleCode(p) }
+    guard let cursor else { return fail(TG_EINVAL, "tg_pool_next_completed: cursor is NULL") }
+    if let rc = checkResult(out, "tg_pool_next_completed") { return rc }
+    do {
+        let i = try pool.nextCompleted(cursor: &cursor.pointee, timeout: nanos(timeoutMs))
+        fill(out!, pool.result(i))
+    } catch { return fail(error) }
+    return ok()
+}
+
+private let statsSize = UInt32(MemoryLayout<tg_pool_stats>.size)
+
+@_cdecl("tg_pool_stats_get")
+public func tg_pool_stats_get(_ p: UnsafeMutablePointer<tg_pool>?, _ out: UnsafeMutablePointer<tg_pool_stats>?) -> Int32 {
+    guard let pool = engine(p, "tg_pool_stats_get") else { return badHandleCode(p) }
+    guard let out else { return fail(TG_EINVAL, "tg_pool_stats_get: out is NULL") }
+    guard out.pointee.struct_size == statsSize else {
+        return fail(TG_EVERSION, "tg_pool_stats_get: out->struct_size is \(out.pointee.struct_size), this library knows \(statsSize) (use TG_POOL_STATS_INIT)")
+    }
+    let s = pool.stats()
+    out.pointee.workers = UInt32(pool.workerCount)
+    out.pointee.submitted = UInt64(s.submitted)
+    out.pointee.ended = UInt64(s.ended)
+    out.pointee.succeeded = UInt64(s.succeeded)
+    out.pointee.failed = UInt64(s.failed)
+    out.pointee.timed_out = UInt64(s.timedOut)
+    out.pointee.cancelled = UInt64(s.cancelled)
+    out.pointee.skipped = UInt64(s.skipped)
+    return ok()
+}
+
+// MARK: - Inside a processor
+
+@inline(__always) private func record(_ ctx: UnsafePointer<tg_task_ctx>) -> UnsafeMutablePointer<tgs_task> {
+    UnsafeMutableRawPointer(mutating: ctx).assumingMemoryBound(to: tgs_task.self)
+}
+
+@_cdecl("tg_task_id")
+public func tg_task_id(_ ctx: UnsafePointer<tg_task_ctx>?) -> UnsafePointer<CChar>? {
+    guard let ctx else { return nil }
+    return record(ctx).pointee.id
+}
+
+@_cdecl("tg_task_payload")
+public func tg_task_payload(_ ctx: UnsafePointer<tg_task_ctx>?, _ len: UnsafeMutablePointer<Int>?) -> UnsafeRawPointer? {
+    guard let ctx else { len?.pointee = 0; return nil }
+    let t = record(ctx)
+    len?.pointee = Int(t.pointee.payload_len)
+    return t.pointee.payload
+}
+
+@_cdecl("tg_task_cancelled")
+public func tg_task_cancelled(_ ctx: UnsafePointer<tg_task_ctx>?) -> Int32 {
+    guard let ctx else { return 0 }
+    return tgs_load_u32(&record(ctx).pointee.cancel) != 0 ? 1 : 0
+}
+
+@_cdecl("tg_task_worker")
+public func tg_task_worker(_ ctx: UnsafePointer<tg_task_ctx>?) -> Int32 {
+    guard let ctx else { return -1 }
+    return record(ctx).pointee.worker
+}
+
+@_cdecl("tg_task_set_output")
+public func tg_task_set_output(_ ctx: UnsafeMutablePointer<tg_task_ctx>?, _ data: UnsafeRawPointer?, _ len: Int) -> Int32 {
+    guard let ctx else { return fail(TG_EINVAL, "tg_task_set_output: ctx is NULL") }
+    guard data != nil || len == 0 else { return fail(TG_EINVAL, "tg_task_set_output: data is NULL but len is \(len)") }
+    let t = record(ctx)
+    var copy: UnsafeMutableRawPointer? = nil
+    if len > 0 {
+        guard let m = malloc(len) else { return fail(TG_ENOMEM, "tg_task_set_output: \(len) bytes") }
+        m.copyMemory(from: data!, byteCount: len)
+        copy = m
+    }
+    free(t.pointee.output)
+    t.pointee.output = copy
+    t.pointee.output_len = UInt64(len)
+    return ok()
+}
+
+@_cdecl("tg_task_set_error")
+public func tg_task_set_error(_ ctx: UnsafeMutablePointer<tg_task_ctx>?, _ message: UnsafePointer<CChar>?) -> Int32 {
+    guard let ctx else { return fail(TG_EINVAL, "tg_task_set_error: ctx is NULL") }
+    let t = record(ctx)
+    free(t.pointee.error)
+    t.pointee.error = message.flatMap { strdup($0) }
+    return ok()
+}

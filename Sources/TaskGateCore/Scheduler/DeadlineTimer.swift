@@ -1,0 +1,102 @@
+import CTaskGateSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Task timeouts: one thread sleeping until the earliest deadline.
+///
+/// A min-heap of (deadline, task, attempt) under a lock. Entries are not
+/// removed when a task ends early; the timer finds them ended and drops them
+/// (the attempt number keeps an old entry from timing out a later attempt).
+/// Started on the first task that declares a timeout.
+final class DeadlineTimer: @unchecked Sendable {
+    private struct Entry { var deadline: Int64; var task: Int32; var attempt: UInt32 }
+    private let lock = Lock()
+    private var heap: [Entry] = []
+    private unowned(unsafe) let pool: TaskPool
+    /// Bumped to wake the timer early (an earlier deadline, or stop).
+    let word: UnsafeMutablePointer<UInt32>
+    private var stopped = false
+    private var thread: pthread_t? = nil
+
+    init(pool: TaskPool) {
+        self.pool = pool
+        word = .allocate(capacity: 1)
+        word.initialize(to: 0)
+    }
+
+    deinit { word.deallocate() }
+
+    func start() {
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        var tid = pthread_t()
+        pthread_create(&tid, nil, { arg in
+            Unmanaged<DeadlineTimer>.fromOpaque(arg!).takeUnretainedValue().loop()
+            return nil
+        }, ctx)
+        thread = tid
+    }
+
+    func stop() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+        tgs_add_sc_u32(word, 1)
+        tgs_futex_wake(word, 1)
+        if let t = thread { pthread_join(t, nil) }
+        thread = nil
+    }
+
+    func add(task: Int32, attempt: UInt32, deadline: Int64) {
+        lock.lock()
+        let earliest = heap.first?.deadline ?? Int64.max
+        heap.append(Entry(deadline: deadline, task: task, attempt: attempt))
+        var c = heap.count - 1
+        while c > 0 {
+            let p = (c - 1) / 2
+            if heap[p].deadline <= heap[c].deadline { break }
+            heap.swapAt(p, c)
+            c = p
+        }
+        lock.unlock()
+        if deadline < earliest {
+            tgs_add_sc_u32(word, 1)
+            tgs_futex_wake(word, 1)
+        }
+    }
+
+    private func popMin() -> Entry {
+        let top = heap[0]
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var p = 0
+            while true {
+                let l = 2 * p + 1, r = l + 1
+                var m = p
+                if l < heap.count && heap[l].deadline < heap[m].deadline { m = l }
+                if r < heap.count && heap[r].deadline < heap[m].deadline { m = r }
+                if m == p { break }
+                heap.swapAt(p, m)
+                p = m
+            }
+        }
+        return top
+    }
+
+    private func loop() {
+        var due: [Entry] = []
+        while true {
+            let seen = tgs_load_u32(word)
+            lock.lock()
+            if stopped { lock.unlock(); return }
+            let now = tgs_monotonic_ns()
+            while let first = heap.first, first.deadline <= now { due.append(popMin()) }
+            let next = heap.first?.deadline
+            lock.unlock()
+            for e in due { pool.timeOut(e.task, attempt: e.attempt) }
+            due.removeAll(keepingCapacity: true)
+            _ = tgs_futex_wait(word, seen, next.map { max(0, $0 - tgs_monotonic_ns()) } ?? -1)
+        }
+    }
+}

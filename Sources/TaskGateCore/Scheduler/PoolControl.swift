@@ -1,0 +1,301 @@
+import CTaskGateSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A task's state and result, as a view into pool-owned memory that stays
+/// valid until the pool is freed.
+public struct TaskResultView {
+    public var status: TaskStatus
+    public var seq: UInt64
+    public var id: UnsafePointer<CChar>?
+    public var group: UnsafePointer<CChar>?
+    public var output: UnsafeRawPointer?
+    public var outputLength: Int
+    public var error: UnsafePointer<CChar>?
+    public var attempts: UInt32
+    public var worker: Int32
+    public var submitNanoseconds: Int64
+    public var startNanoseconds: Int64
+    public var endNanoseconds: Int64
+    public var queueNanoseconds: Int64
+}
+
+public struct PoolStats: Sendable {
+    public var submitted: Int
+    public var succeeded: Int
+    public var failed: Int
+    public var timedOut: Int
+    public var cancelled: Int
+    public var skipped: Int
+    public var ended: Int { succeeded + failed + timedOut + cancelled + skipped }
+}
+
+public enum ShutdownMode: Sendable { case drain, abort }
+
+private let failedWithoutMessage: StaticString = "the processor reported failure"
+
+extension TaskPool {
+    // MARK: - Threads
+
+    func startThreads() {
+        for w in workers {
+            var tid = pthread_t()
+            let ctx = Unmanaged.passUnretained(w).toOpaque()
+            let rc = pthread_create(&tid, nil, { arg in
+                Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().run()
+                return nil
+            }, ctx)
+            precondition(rc == 0, "taskgate: pthread_create failed (\(rc))")
+            threads.append(tid)
+        }
+    }
+
+    func startDeadlines() {
+        if tgs_load_u32(timerStarted) != 0 { return }
+        submitLock.lock()
+        if tgs_load_u32(timerStarted) == 0 {
+            deadlines.start()
+            tgs_store_u32(timerStarted, 1)
+        }
+        submitLock.unlock()
+    }
+
+    func requestStop() {
+        tgs_store_u32(stopping, 1)
+        tgs_fence_sc()
+        for w in workers {
+            tgs_store_u32(w.sleepWord, 1)
+            tgs_futex_wake(w.sleepWord, 1)
+        }
+        // Workers blocked on a concurrency permit must see the stop too.
+        tgs_add_sc_u32(permits, UInt32(workerCount))
+        tgs_futex_wake(permits, Int32.max)
+    }
+
+    func joinThreads() {
+        for t in threads { pthread_join(t, nil) }
+        threads.removeAll()
+        if tgs_load_u32(timerStarted) != 0 { deadlines.stop() }
+        threadsJoined = true
+    }
+
+    func freeStorage() {
+        let n = tasks.count
+        for i in 0..<n {
+            let t = task(i)
+            free(t.pointee.output)
+            free(t.pointee.error)
+            free(t.pointee.note)
+        }
+        for g in groupNames { free(UnsafeMutablePointer(mutating: g)) }
+        tasks.release()
+        edges.release()
+        claims.release()
+        completionLog.release()
+        groups.release()
+        bytes.release()
+        ids.release()
+        words.deallocate()
+    }
+
+    // MARK: - Waiting
+
+    /// Waits until `condition` holds or the timeout (ns; negative: none) passes.
+    func waitUntil(timeout: Int64, log: Bool = false, _ condition: () -> Bool) -> Bool {
+        if condition() { return true }
+        if timeout == 0 { return false }
+        let deadline = timeout < 0 ? Int64.max : tgs_monotonic_ns() &+ timeout
+        tgs_add_sc_i32(waiterCount, 1)
+        if log { tgs_add_sc_i32(logWaiters, 1) }
+        defer {
+            if log { tgs_add_sc_i32(logWaiters, -1) }
+            tgs_add_sc_i32(waiterCount, -1)
+        }
+        while true {
+            let seq = tgs_load_u32(waitSeq)
+            tgs_fence_sc()
+            if condition() { return true }
+            var remaining: Int64 = -1
+            if deadline != Int64.max {
+                remaining = deadline - tgs_monotonic_ns()
+                if remaining <= 0 { return false }
+            }
+            _ = tgs_futex_wait(waitSeq, seq, remaining)
+        }
+    }
+
+    @inline(__always) func hasEnded(_ i: Int32) -> Bool {
+        tgs_load_u32(&task(i).pointee.state) >= UInt32(TGS_STATE_FINAL_MIN)
+    }
+
+    /// Index of the task with this id.
+    public func lookup(_ id: UnsafePointer<CChar>) throws(TaskGateError) -> Int32 {
+        submitLock.lock()
+        let i = ids.find(id, strlen(id), tasks: tasks)
+        submitLock.unlock()
+        if i < 0 { throw .notFound("no task with id '\(String(cString: id))'") }
+        return Int32(i)
+    }
+
+    func lookupGroup(_ name: UnsafePointer<CChar>) throws(TaskGateError) -> Int32 {
+        submitLock.lock()
+        let g = groupIndex[String(cString: name)]
+        submitLock.unlock()
+        guard let g else { throw .notFound("no group named '\(String(cString: name))'") }
+        return g
+    }
+
+    public func wait(task i: Int32, timeout: Int64) throws(TaskGateError) {
+        let t = task(i)
+        tgs_store_u32(&t.pointee.waited, 1)
+        guard waitUntil(timeout: timeout, { hasEnded(i) }) else {
+            throw .timedOut("task \(name(of: i)) has not ended within the timeout")
+        }
+    }
+
+    public func wait(group name: UnsafePointer<CChar>, timeout: Int64) throws(TaskGateError) {
+        let g = try lookupGroup(name)
+        let state = group(g)
+        guard waitUntil(timeout: timeout, { tgs_load_i64(&state.pointee.unfinished) == 0 }) else {
+            throw .timedOut("group '\(String(cString: name))' still has \(tgs_load_i64(&state.pointee.unfinished)) unfinished tasks")
+        }
+    }
+
+    public func waitAll(timeout: Int64) throws(TaskGateError) {
+        guard waitUntil(timeout: timeout, { tgs_load_i64(unfinished) == 0 }) else {
+            throw .timedOut("\(tgs_load_i64(unfinished)) tasks have not ended within the timeout")
+        }
+    }
+
+    func name(of i: Int32) -> String {
+        task(i).pointee.id.map { "'\(String(cString: $0))'" } ?? "#\(i)"
+    }
+
+    // MARK: - Results
+
+    public func result(_ i: Int32) -> TaskResultView {
+        let t = task(i)
+        var raw = tgs_load_u32(&t.pointee.state)
+        if raw == UInt32(TGS_STATE_FINALIZING) { raw = UInt32(TGS_STATE_RUNNING) }
+        let status = TaskStatus(rawValue: raw) ?? .running
+        var v = TaskResultView(
+            status: status, seq: t.pointee.seq, id: t.pointee.id,
+            group: t.pointee.group >= 0 ? groupNameUnlocked(t.pointee.group) : nil,
+            output: nil, outputLength: 0, error: nil, attempts: 0, worker: -1,
+            submitNanoseconds: t.pointee.submit_ns, startNanoseconds: 0, endNanoseconds: 0, queueNanoseconds: 0)
+        guard status.isFinal else { return v }
+        // Ended: every field below was written before the final status was published.
+        v.attempts = t.pointee.attempts
+        v.worker = t.pointee.worker
+        v.startNanoseconds = t.pointee.start_ns
+        v.endNanoseconds = t.pointee.end_ns
+        if t.pointee.start_ns > 0 { v.queueNanoseconds = t.pointee.start_ns - t.pointee.ready_ns }
+        switch status {
+        case .succeeded, .failed:
+            v.output = UnsafeRawPointer(t.pointee.output)
+            v.outputLength = Int(t.pointee.output_len)
+            if status == .failed {
+                v.error = t.pointee.error.map { UnsafePointer($0) }
+                    ?? UnsafeRawPointer(failedWithoutMessage.utf8Start).assumingMemoryBound(to: CChar.self)
+            }
+        default:
+            // A processor that was cut short may still be writing its own fields.
+            v.error = t.pointee.note.map { UnsafePointer($0) }
+        }
+        return v
+    }
+
+    private func groupNameUnlocked(_ g: Int32) -> UnsafePointer<CChar> {
+        submitLock.lock()
+        defer { submitLock.unlock() }
+        return groupNames[Int(g)]
+    }
+
+    /// The next ended task after `cursor` in completion order.
+    public func nextCompleted(cursor: inout UInt64, timeout: Int64) throws(TaskGateError) -> Int32 {
+        let c = Int64(cursor)
+        let got = waitUntil(timeout: timeout, log: true) {
+            tgs_load_i64(completed) > c || (tgs_load_u32(closed) != 0 && c >= tgs_load_i64(submitted))
+        }
+        if tgs_load_i64(completed) > c {
+            let slot = logSlot(Int(c))
+            var v = tgs_load_i32(slot)
+            while v == 0 { tgs_cpu_relax(); v = tgs_load_i32(slot) }  // its finisher is between two stores
+            cursor += 1
+            return v - 1
+        }
+        if got { throw .noMore }
+        throw .timedOut("no task ended within the timeout")
+    }
+
+    public func stats() -> PoolStats {
+        func n(_ s: TaskStatus) -> Int { Int(tgs_load_i64(statusCounts + Int(s.rawValue))) }
+        return PoolStats(submitted: submittedCount, succeeded: n(.succeeded), failed: n(.failed),
+                         timedOut: n(.timedOut), cancelled: n(.cancelled), skipped: n(.skipped))
+    }
+
+    // MARK: - Cancellation
+
+    public func cancel(task i: Int32) throws(TaskGateError) {
+        if !cancel(i, note: "cancelled") { throw .alreadyFinished(String(name(of: i).dropFirst().dropLast())) }
+    }
+
+    public func cancel(group name: UnsafePointer<CChar>) throws(TaskGateError) -> Int {
+        let g = try lookupGroup(name)
+        submitLock.lock()
+        let members = groupMembers[Int(g)]
+        submitLock.unlock()
+        let note = "cancelled: group '\(String(cString: name))' was cancelled"
+        return members.reduce(0) { $0 + (cancel($1, note: note) ? 1 : 0) }
+    }
+
+    @discardableResult
+    public func cancelAll(note: String = "cancelled: the pool's tasks were cancelled") -> Int {
+        let n = submittedCount
+        var count = 0
+        for i in 0..<n where cancel(Int32(i), note: note) { count += 1 }
+        return count
+    }
+
+    // MARK: - Shutdown
+
+    /// Stops accepting work and waits (ns; negative: forever) for it to end as `mode` says.
+    public func shutdown(_ mode: ShutdownMode, timeout: Int64) throws(TaskGateError) {
+        let deadline = timeout < 0 ? Int64.max : tgs_monotonic_ns() &+ timeout
+        func left() -> Int64 { deadline == Int64.max ? -1 : max(0, deadline - tgs_monotonic_ns()) }
+        submitLock.lock()
+        accepting = false
+        tgs_store_u32(closed, 1)
+        submitLock.unlock()
+        // Readers of the completion log may now be owed an end-of-results.
+        tgs_add_sc_u32(waitSeq, 1)
+        tgs_futex_wake(waitSeq, Int32.max)
+        if threadsJoined { return }
+        if mode == .abort { cancelAll(note: "cancelled: the pool was shut down (abort)") }
+        try waitAll(timeout: left())
+        requestStop()
+        let n = UInt32(workerCount)
+        while true {
+            let exited = tgs_load_u32(exitedWorkers)
+            if exited >= n { break }
+            let remaining = left()
+            if remaining == 0 {
+                throw .timedOut("\(n - exited) workers are still inside a processor that has not returned")
+            }
+            _ = tgs_futex_wait(exitedWorkers, exited, remaining)
+        }
+        joinThreads()
+    }
+
+    /// Gets the pool ready to be freed. Refuses while anything is in flight.
+    public func close() throws(TaskGateError) {
+        if threadsJoined { return }
+        let left = tgs_load_i64(unfinished)
+        let busy = workers.filter { tgs_load_u32($0.busy) != 0 }.count
+        if left > 0 || busy > 0 {
+            throw .busy("\(left) tasks have not ended and \(busy) processors are running; shut the pool down first")
+        }
+        try shutdown(.drain, timeout: -1)
+    }
+}

@@ -1,0 +1,52 @@
+/// Why an engine call was refused. The C layer maps each case to a TG_E* code
+/// and the description to tg_last_error().
+public enum TaskGateError: Error, Equatable, CustomStringConvertible {
+    case invalid(String)
+    case outOfMemory(String)
+    case duplicateId(String)
+    case unknownDependency(task: String, dependency: String)
+    case cycle([String])
+    case shutDown
+    case timedOut(String)
+    case busy(String)
+    case notFound(String)
+    case alreadyFinished(String)
+    case noMore
+    case outOfRange(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let s), .outOfMemory(let s), .outOfRange(let s): return s
+        case .duplicateId(let id): return "task '\(id)': a task with this id already exists"
+        case .unknownDependency(let task, let dep):
+            return "task '\(task)': dependency '\(dep)' names no task submitted before it or in its batch"
+        case .cycle(let ids): return "dependency cycle: " + ids.joined(separator: " -> ")
+        case .shutDown: return "the pool is shut down and accepts no more tasks"
+        case .timedOut(let s): return s
+        case .busy(let s): return s
+        case .notFound(let s): return s
+        case .alreadyFinished(let id): return "task '\(id)' has already ended"
+        case .noMore: return "every submitted task has been returned and the pool is shut down"
+        }
+    }
+}
+
+/// Final task statuses; raw values are the public tg_status numbers.
+public enum TaskStatus: UInt32, Sendable {
+    case pending = 0, queued = 1, running = 2
+    case succeeded = 4, failed = 5, timedOut = 6, cancelled = 7, skipped = 8
+
+    public var isFinal: Bool { rawValue >= 4 }
+    public var name: String {
+        switch self {
+        case .pending: return "pending"
+        case .queued: return "queued"
+        case .running: return "running"
+        case .succeeded: return "succeeded"
+        case .failed: return "failed"
+        case .timedOut: return "timed out"
+        case .cancelled: return "cancelled"
+        case .skipped: return "skipped"
+        }
+    }
+}

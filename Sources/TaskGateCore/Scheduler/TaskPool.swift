@@ -1,0 +1,433 @@
+import CTaskGateSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A processor as the engine calls it: a C function taking the task record
+/// (the processor's context) and the submitter's user pointer, returning 0 for
+/// success and anything else for failure.
+public typealias Processor = @convention(c) (UnsafeMutablePointer<tgs_task>?, UnsafeMutableRawPointer?) -> Int32
+
+/// One task to submit: a non-owning view. Everything it points to is copied
+/// during the submit call.
+public struct TaskSpec {
+    public var id: UnsafePointer<CChar>?
+    public var processor: Processor
+    public var user: UnsafeMutableRawPointer?
+    public var payload: UnsafeRawBufferPointer
+    public var dependencies: UnsafeBufferPointer<UnsafePointer<CChar>?>
+    public var reads: UnsafeBufferPointer<UnsafePointer<CChar>?>
+    public var writes: UnsafeBufferPointer<UnsafePointer<CChar>?>
+    public var group: UnsafePointer<CChar>?
+    /// 0 high, 1 normal, 2 low.
+    public var lane: Int
+    public var critical: Bool
+    public var difficulty: Int32
+    /// 0: none.
+    public var timeoutNanoseconds: Int64
+
+    public init(id: UnsafePointer<CChar>?, processor: @escaping Processor, user: UnsafeMutableRawPointer? = nil) {
+        self.id = id
+        self.processor = processor
+        self.user = user
+        payload = UnsafeRawBufferPointer(start: nil, count: 0)
+        dependencies = UnsafeBufferPointer(start: nil, count: 0)
+        reads = UnsafeBufferPointer(start: nil, count: 0)
+        writes = UnsafeBufferPointer(start: nil, count: 0)
+        group = nil
+        lane = 1
+        critical = false
+        difficulty = 0
+        timeoutNanoseconds = 0
+    }
+}
+
+public struct PoolConfiguration: Sendable {
+    public var workers: Int
+    public var maxConcurrency: Int
+    public var allowReadWriteOverlap: Bool
+    public init(workers: Int = 0, maxConcurrency: Int = 0, allowReadWriteOverlap: Bool = false) {
+        self.workers = workers
+        self.maxConcurrency = maxConcurrency
+        self.allowReadWriteOverlap = allowReadWriteOverlap
+    }
+}
+
+struct Edge {
+    var child: Int32
+    var next: Int32
+}
+
+/// Per-group counters, in a slab so workers reach them without a lock.
+struct GroupState {
+    var unfinished: Int64
+    var critical: UInt32
+    var pad: UInt32
+}
+
+/// The engine: a pool of worker threads and every task submitted to it.
+///
+/// Lock discipline: `submitLock` guards the id index, the arenas' append
+/// cursors, the group and path tables and `accepting`. It is never held while
+/// a processor runs, and finishing a task never takes it except to cascade a
+/// critical group's failure (which only workers and the timer do, holding no
+/// lock). Everything a worker touches per task is reached through atomics on
+/// the task record, the deques and the injectors.
+public final class TaskPool: @unchecked Sendable {
+    public let workerCount: Int
+    let maxConcurrency: Int
+    let allowReadWriteOverlap: Bool
+
+    // Storage (appends under submitLock; reads lock-free after publication).
+    var tasks = Slab<tgs_task>()
+    let taskChunks: UnsafeMutablePointer<UnsafeMutablePointer<tgs_task>?>
+    var edges = Slab<Edge>()
+    let edgeChunks: UnsafeMutablePointer<UnsafeMutablePointer<Edge>?>
+    var claims = Slab<Int32>()
+    let claimChunks: UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>
+    var completionLog = Slab<Int32>()
+    let logChunks: UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>
+    var groups = Slab<GroupState>()
+    let groupChunks: UnsafeMutablePointer<UnsafeMutablePointer<GroupState>?>
+    var bytes = ByteArena()
+    var ids = IdIndex()
+
+    // Cold tables under submitLock.
+    let submitLock = Lock()
+    var accepting = true
+    var groupIndex: [String: Int32] = [:]
+    var groupNames: [UnsafePointer<CChar>] = []
+    var groupMembers: [[Int32]] = []
+    var pathIndex: [String: Int32] = [:]
+    var batchEdges: [(child: Int32, parent: Int32)] = []
+    var readyScratch: [[Int32]] = [[], [], []]
+
+    // Scheduling.
+    let injectors: [Injector]
+    var workers: [Worker] = []
+    let pathGate: PathGate
+    /// Created with the pool; its thread starts with the first timeout.
+    var deadlines: DeadlineTimer!
+
+    /// Counters and futex words, each on a cache line of its own.
+    let words: UnsafeMutableRawPointer
+    @inline(__always) var submitted: UnsafeMutablePointer<Int64> { (words + 0).assumingMemoryBound(to: Int64.self) }
+    @inline(__always) var unfinished: UnsafeMutablePointer<Int64> { (words + 64).assumingMemoryBound(to: Int64.self) }
+    @inline(__always) var completed: UnsafeMutablePointer<Int64> { (words + 128).assumingMemoryBound(to: Int64.self) }
+    @inline(__always) var waitSeq: UnsafeMutablePointer<UInt32> { (words + 192).assumingMemoryBound(to: UInt32.self) }
+    @inline(__always) var waiterCount: UnsafeMutablePointer<Int32> { (words + 196).assumingMemoryBound(to: Int32.self) }
+    @inline(__always) var logWaiters: UnsafeMutablePointer<Int32> { (words + 200).assumingMemoryBound(to: Int32.self) }
+    @inline(__always) var stopping: UnsafeMutablePointer<UInt32> { (words + 256).assumingMemoryBound(to: UInt32.self) }
+    @inline(__always) var exitedWorkers: UnsafeMutablePointer<UInt32> { (words + 260).assumingMemoryBound(to: UInt32.self) }
+    /// Non-zero once shutdown began (no more submissions).
+    @inline(__always) var closed: UnsafeMutablePointer<UInt32> { (words + 264).assumingMemoryBound(to: UInt32.self) }
+    @inline(__always) var timerStarted: UnsafeMutablePointer<UInt32> { (words + 268).assumingMemoryBound(to: UInt32.self) }
+    @inline(__always) var permits: UnsafeMutablePointer<UInt32> { (words + 320).assumingMemoryBound(to: UInt32.self) }
+    @inline(__always) var permitWaiters: UnsafeMutablePointer<Int32> { (words + 324).assumingMemoryBound(to: Int32.self) }
+    /// Tasks ended, by status (index = tg_status value).
+    @inline(__always) var statusCounts: UnsafeMutablePointer<Int64> { (words + 384).assumingMemoryBound(to: Int64.self) }
+    /// One bit per sleeping worker.
+    @inline(__always) var idleMasks: UnsafeMutablePointer<UInt64> { (words + 512).assumingMemoryBound(to: UInt64.self) }
+    let idleMaskWords: Int
+    var threadsJoined = false
+    var threads: [pthread_t] = []
+
+    public init(_ configuration: PoolConfiguration) throws(TaskGateError) {
+        let n = configuration.workers > 0 ? configuration.workers : Int(tgs_cpu_count())
+        guard n <= 1024 else { throw .outOfRange("workers: \(n) is more than the 1024 allowed") }
+        guard configuration.maxConcurrency >= 0 else { throw .outOfRange("max_concurrency must not be negative") }
+        workerCount = n
+        maxConcurrency = configuration.maxConcurrency > 0 ? min(configuration.maxConcurrency, n) : n
+        allowReadWriteOverlap = configuration.allowReadWriteOverlap
+        taskChunks = tasks.chunks
+        edgeChunks = edges.chunks
+        claimChunks = claims.chunks
+        logChunks = completionLog.chunks
+        groupChunks = groups.chunks
+        idleMaskWords = (n + 63) / 64
+        let wordBytes = 512 + idleMaskWords * 8
+        words = .allocate(byteCount: wordBytes, alignment: 64)
+        words.initializeMemory(as: UInt8.self, repeating: 0, count: wordBytes)
+        injectors = [Injector(), Injector(), Injector()]
+        pathGate = PathGate(allowReadWriteOverlap: configuration.allowReadWriteOverlap)
+        permits.pointee = UInt32(maxConcurrency)
+        for w in 0..<n { workers.append(Worker(index: w, pool: self)) }
+        deadlines = DeadlineTimer(pool: self)
+        startThreads()
+    }
+
+    deinit {
+        if !threadsJoined {
+            // Only reachable when the owner never called close(); make the threads go away.
+            requestStop()
+            joinThreads()
+        }
+        freeStorage()
+    }
+
+    @inline(__always) func task(_ i: Int) -> UnsafeMutablePointer<tgs_task> {
+        taskChunks[i >> 12].unsafelyUnwrapped + (i & 4095)
+    }
+    @inline(__always) func task(_ i: Int32) -> UnsafeMutablePointer<tgs_task> { task(Int(i)) }
+    @inline(__always) func edge(_ i: Int32) -> UnsafeMutablePointer<Edge> {
+        edgeChunks[Int(i) >> 12].unsafelyUnwrapped + (Int(i) & 4095)
+    }
+    @inline(__always) func claim(_ i: Int) -> UnsafeMutablePointer<Int32> {
+        claimChunks[i >> 12].unsafelyUnwrapped + (i & 4095)
+    }
+    @inline(__always) func logSlot(_ i: Int) -> UnsafeMutablePointer<Int32> {
+        logChunks[i >> 12].unsafelyUnwrapped + (i & 4095)
+    }
+    @inline(__always) func group(_ g: Int32) -> UnsafeMutablePointer<GroupState> {
+        groupChunks[Int(g) >> 12].unsafelyUnwrapped + (Int(g) & 4095)
+    }
+
+    /// Tasks submitted so far (their submission numbers are 0 ..< count).
+    public var submittedCount: Int { Int(tgs_load_i64(submitted)) }
+
+    // MARK: - Submission
+
+    /// Submits `count` tasks, all or nothing; returns the first submission number.
+    /// `spec(i)` is called more than once per task.
+    public func submitBatch(count: Int, spec: (Int) -> TaskSpec) throws(TaskGateError) -> UInt64 {
+        guard count > 0 else { throw .invalid("a batch needs at least one task") }
+        submitLock.lock()
+        defer { submitLock.unlock() }
+        guard accepting else { throw .shutDown }
+        let base = tasks.count
+        guard base + count < Int(Int32.max) - 1, tasks.reserve(count), completionLog.reserve(count) else {
+            throw .outOfRange("the pool holds at most \(Int32.max - 2) tasks")
+        }
+        ids.beginBatch(reserving: count, tasks: tasks)
+        let arenaMark = bytes.mark()
+        let claimsBase = claims.count
+        batchEdges.removeAll(keepingCapacity: true)
+        var cwd: String? = nil
+
+        func refuse(_ e: TaskGateError) -> TaskGateError {
+            ids.rollbackBatch()
+            tasks.truncate(to: base)
+            claims.truncate(to: claimsBase)
+            bytes.rollback(to: arenaMark)
+            return e
+        }
+
+        // Phase 1: records and ids.
+        for i in 0..<count {
+            let s = spec(i)
+            let idx = tasks.append()
+            let t = task(idx)
+            t.initialize(to: tgs_task())
+            t.pointee.fn = unsafeBitCast(s.processor, to: UnsafeMutableRawPointer.self)
+            t.pointee.user = s.user
+            t.pointee.seq = UInt64(idx)
+            t.pointee.group = -1
+            t.pointee.priority = UInt8(s.lane)
+            t.pointee.flags = s.critical ? UInt8(TGS_TASK_CRITICAL) : 0
+            t.pointee.difficulty = s.difficulty
+            t.pointee.dependents = Int32(TGS_EDGE_EMPTY)
+            t.pointee.cause = -1
+            t.pointee.worker = -1
+            t.pointee.pending = 1  // the submission guard
+            if s.timeoutNanoseconds > 0 {
+                t.pointee.timeout_ns = s.timeoutNanoseconds
+                t.pointee.flags |= UInt8(TGS_TASK_HAS_TIMEOUT)
+            }
+            if let id = s.id {
+                let len = strlen(id)
+                if len == 0 { throw refuse(.invalid("task #\(i) of the batch: the id is empty (use NULL for an anonymous task)")) }
+                t.pointee.id = UnsafePointer(bytes.copy(id, count: len, terminate: true).assumingMemoryBound(to: CChar.self))
+                if ids.insert(t.pointee.id, len, index: idx, tasks: tasks) >= 0 {
+                    throw refuse(.duplicateId(String(cString: id)))
+                }
+            }
+            if s.payload.count > 0, let p = s.payload.baseAddress {
+                t.pointee.payload = UnsafeRawPointer(bytes.copy(p, count: s.payload.count, terminate: false))
+                t.pointee.payload_len = UInt64(s.payload.count)
+            }
+            if let g = s.group {
+                if g.pointee == 0 { throw refuse(.invalid("\(describe(s.id, i)): the group name is empty")) }
+                t.pointee.group = internGroup(g)
+            }
+            if !s.reads.isEmpty || !s.writes.isEmpty {
+                if cwd == nil { cwd = PathNormalizer.currentDirectory() }
+                do throws(TaskGateError) {
+                    try addClaims(t, reads: s.reads, writes: s.writes, cwd: cwd!, name: describe(s.id, i))
+                } catch { throw refuse(error) }
+            }
+        }
+
+        // Phase 2: dependencies, by id, in this batch or before it.
+        for i in 0..<count {
+            let s = spec(i)
+            for d in s.dependencies {
+                guard let d else { throw refuse(.invalid("\(describe(s.id, i)): dependency list holds NULL")) }
+                let p = ids.find(d, strlen(d), tasks: tasks)
+                if p < 0 { throw refuse(.unknownDependency(task: describe(s.id, i, quoted: false), dependency: String(cString: d))) }
+                batchEdges.append((Int32(base + i), Int32(p)))
+            }
+        }
+        if let cycle = findCycle(base: base, count: count) { throw refuse(.cycle(cycle)) }
+
+        // Phase 3: commit. Nothing can fail from here on.
+        guard edges.reserve(batchEdges.count) else { throw refuse(.outOfRange("too many dependency edges")) }
+        let now = tgs_monotonic_ns()
+        tgs_add_sc_i64(unfinished, Int64(count))
+        for i in base..<(base + count) {
+            let t = task(i)
+            t.pointee.submit_ns = now
+            let g = t.pointee.group
+            if g >= 0 {
+                tgs_add_i64(&group(g).pointee.unfinished, 1)
+                groupMembers[Int(g)].append(Int32(i))
+                if t.pointee.flags & UInt8(TGS_TASK_CRITICAL) != 0 {
+                    tgs_store_u32(&group(g).pointee.critical, 1)
+                }
+            }
+        }
+        tgs_store_i64(submitted, Int64(base + count))
+        for (child, parent) in batchEdges { attach(child: child, parent: parent) }
+        for lane in 0..<3 { readyScratch[lane].removeAll(keepingCapacity: true) }
+        for i in base..<(base + count) {
+            let t = task(i)
+            if tgs_load_i32(&t.pointee.cause) >= 0 {
+                skip(Int32(i), worker: -1)
+            } else if tgs_add_i32(&t.pointee.pending, -1) == 1,
+                      tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_PENDING), UInt32(TGS_STATE_QUEUED)) != 0 {
+                t.pointee.ready_ns = now
+                readyScratch[Int(t.pointee.priority)].append(Int32(i))
+            }
+        }
+        var woken = 0
+        for lane in 0..<3 where !readyScratch[lane].isEmpty {
+            readyScratch[lane].withUnsafeBufferPointer { injectors[lane].push(contentsOf: $0) }
+            woken += readyScratch[lane].count
+        }
+        if woken > 0 { wakeWorkers(woken) }
+        return UInt64(base)
+    }
+
+    /// One task; the common case, without the batch's scratch lists.
+    public func submit(_ s: TaskSpec) throws(TaskGateError) -> UInt64 {
+        try submitBatch(count: 1) { _ in s }
+    }
+
+    func describe(_ id: UnsafePointer<CChar>?, _ i: Int, quoted: Bool = true) -> String {
+        if let id { return quoted ? "task '\(String(cString: id))'" : String(cString: id) }
+        return "task #\(i) of the batch (anonymous)"
+    }
+
+    private func internGroup(_ name: UnsafePointer<CChar>) -> Int32 {
+        let key = String(cString: name)
+        if let g = groupIndex[key] { return g }
+        _ = groups.reserve(1)
+        let g = Int32(groups.append())
+        group(g).initialize(to: GroupState(unfinished: 0, critical: 0, pad: 0))
+        groupNames.append(UnsafePointer(strdup(name)!))
+        groupMembers.append([])
+        groupIndex[key] = g
+        return g
+    }
+
+    private func addClaims(_ t: UnsafeMutablePointer<tgs_task>, reads: UnsafeBufferPointer<UnsafePointer<CChar>?>,
+                           writes: UnsafeBufferPointer<UnsafePointer<CChar>?>, cwd: String, name: String) throws(TaskGateError) {
+        // path id -> write?; a path both read and written counts as written.
+        var wanted: [Int32: Bool] = [:]
+        for (list, isWrite) in [(reads, false), (writes, true)] {
+            for p in list {
+                guard let p else { throw .invalid("\(name): \(isWrite ? "write" : "read") list holds NULL") }
+                if p.pointee == 0 { throw .invalid("\(name): an empty path in its \(isWrite ? "writes" : "reads")") }
+                let key = PathNormalizer.normalize(String(cString: p), base: cwd)
+                let id: Int32
+                if let known = pathIndex[key] { id = known } else {
+                    id = Int32(pathIndex.count)
+                    pathIndex[key] = id
+                }
+                wanted[id] = (wanted[id] ?? false) || isWrite
+            }
+        }
+        guard wanted.count <= Int(UInt16.max) else { throw .outOfRange("\(name): more than 65535 declared paths") }
+        pathGate.ensureCapacity(pathIndex.count)
+        _ = claims.reserve(wanted.count)
+        t.pointee.paths_start = Int32(claims.count)
+        t.pointee.paths_count = UInt16(wanted.count)
+        // Sorted, so two tasks always inspect shared paths in the same order.
+        for (id, isWrite) in wanted.sorted(by: { $0.key < $1.key }) {
+            claim(claims.append()).pointee = id << 1 | (isWrite ? 1 : 0)
+        }
+        t.pointee.flags |= UInt8(TGS_TASK_HAS_PATHS)
+    }
+
+    /// Kahn's algorithm over the batch's own edges (edges to older tasks cannot
+    /// close a cycle: those tasks could not name the new ones). Returns one
+    /// cycle's ids, first id repeated at the end, or nil.
+    private func findCycle(base: Int, count: Int) -> [String]? {
+        var inner = batchEdges.filter { Int($0.parent) >= base }
+        if inner.isEmpty { return nil }
+        // Children lists in CSR form, indexed by batch position.
+        var degree = [Int32](repeating: 0, count: count)
+        var start = [Int32](repeating: 0, count: count + 1)
+        for e in inner { start[Int(e.parent) - base + 1] += 1; degree[Int(e.child) - base] += 1 }
+        for i in 0..<count { start[i + 1] += start[i] }
+        var fill = start
+        var children = [Int32](repeating: 0, count: inner.count)
+        for e in inner {
+            let p = Int(e.parent) - base
+            children[Int(fill[p])] = e.child - Int32(base)
+            fill[p] += 1
+        }
+        var stack: [Int32] = []
+        for i in 0..<count where degree[i] == 0 { stack.append(Int32(i)) }
+        var seen = 0
+        while let n = stack.popLast() {
+            seen += 1
+            for j in Int(start[Int(n)])..<Int(start[Int(n) + 1]) {
+                let c = Int(children[j])
+                degree[c] -= 1
+                if degree[c] == 0 { stack.append(Int32(c)) }
+            }
+        }
+        if seen == count { return nil }
+        // Every node left has degree > 0; walk parents (which are also left) until one repeats.
+        var parentOf = [Int32](repeating: -1, count: count)
+        for e in inner where degree[Int(e.child) - base] > 0 && degree[Int(e.parent) - base] > 0 {
+            parentOf[Int(e.child) - base] = e.parent - Int32(base)
+        }
+        inner.removeAll()
+        var n = Int32((0..<count).first { degree[$0] > 0 }!)
+        var order: [Int32] = []
+        var position = [Int32: Int]()
+        while position[n] == nil {
+            position[n] = order.count
+            order.append(n)
+            n = parentOf[Int(n)]
+        }
+        // order[position[n]...] walks child -> parent; print it parent -> child.
+        var cycle = Array(order[position[n]!...]).reversed().map { idx -> String in
+            let t = task(base + Int(idx))
+            return t.pointee.id.map { String(cString: $0) } ?? "#\(idx)"
+        }
+        cycle.append(cycle[0])
+        return cycle
+    }
+
+    /// Makes `child` wait for `parent`; a parent that already ended counts at once.
+    private func attach(child: Int32, parent: Int32) {
+        let c = task(child), p = task(parent)
+        tgs_add_i32(&c.pointee.pending, 1)
+        let e = Int32(edges.append())
+        edge(e).pointee.child = child
+        while true {
+            let head = tgs_load_i32(&p.pointee.dependents)
+            if head == Int32(TGS_EDGE_SEALED) {
+                tgs_add_i32(&c.pointee.pending, -1)
+                if tgs_load_u32(&p.pointee.state) != UInt32(TGS_STATE_SUCCEEDED) {
+                    _ = tgs_cas_i32(&c.pointee.cause, -1, parent)
+                }
+                return
+            }
+            edge(e).pointee.next = head
+            if tgs_cas_i32(&p.pointee.dependents, head, e) != 0 { return }
+        }
+    }
+}

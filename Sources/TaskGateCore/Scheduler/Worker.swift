@@ -1,0 +1,333 @@
+import CTaskGateSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One worker thread's own state. The search order for work, per priority lane
+/// from high to low: own deque, then the lane's injector, then steal from the
+/// other workers' deques for that lane. A higher lane anywhere wins over a
+/// lower lane in one's own deque, so contended workers run high priority first.
+final class Worker: @unchecked Sendable {
+    let index: Int
+    unowned(unsafe) let pool: TaskPool
+    let deques = [WorkDeque(), WorkDeque(), WorkDeque()]
+    /// Futex word this worker sleeps on; 1 means "woken".
+    let sleepWord: UnsafeMutablePointer<UInt32>
+    /// Non-zero while a processor runs on this worker (read by destroy).
+    let busy: UnsafeMutablePointer<UInt32>
+    var rng: UInt64
+
+    init(index: Int, pool: TaskPool) {
+        self.index = index
+        self.pool = pool
+        sleepWord = .allocate(capacity: 16)
+        sleepWord.initialize(repeating: 0, count: 16)
+        busy = sleepWord + 1
+        rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
+    }
+
+    deinit { sleepWord.deallocate() }
+
+    @inline(__always) func nextRandom() -> UInt64 {
+        rng ^= rng << 13
+        rng ^= rng >> 7
+        rng ^= rng << 17
+        return rng
+    }
+
+    /// The next task to run, or -1 when none is anywhere to be found.
+    @inline(__always) func findWork() -> Int32 {
+        for lane in 0..<3 {
+            let own = deques[lane].pop()
+            if own >= 0 { return own }
+            let injector = pool.injectors[lane]
+            if !injector.isEmpty {
+                let extra = min(63, injector.count / pool.workerCount)
+                let t = injector.take(moving: extra, into: deques[lane])
+                if t >= 0 {
+                    // Others may steal from what we just took.
+                    if extra > 0 { pool.wakeWorkers(1) }
+                    return t
+                }
+            }
+            let n = pool.workerCount
+            if n > 1 {
+                let start = Int(nextRandom() % UInt64(n))
+                for k in 0..<n {
+                    let v = (start + k) % n
+                    if v == index { continue }
+                    let s = pool.workers[v].deques[lane].steal()
+                    if s >= 0 { return s }
+                }
+            }
+        }
+        return -1
+    }
+
+    func run() {
+        while true {
+            var t = findWork()
+            if t < 0 {
+                t = idle()
+                if t < 0 {
+                    if tgs_load_u32(pool.stopping) != 0 { break }
+                    continue
+                }
+            }
+            pool.execute(t, on: self)
+        }
+        tgs_add_sc_u32(pool.exitedWorkers, 1)
+        tgs_futex_wake(pool.exitedWorkers, Int32.max)
+    }
+
+    /// Spins briefly, then sleeps until woken. Returns a task found on the way, or -1.
+    ///
+    /// No lost wake-ups: the worker sets its idle bit (a sequentially consistent
+    /// RMW) before its last look for work; a submitter publishes work, then
+    /// (after a full fence) reads the idle bits. Either the last look sees the
+    /// work or the submitter sees the bit, clears it and wakes this worker.
+    /// The futex word makes a wake that lands before the sleep count.
+    private func idle() -> Int32 {
+        for round in 0..<64 {
+            if round < 48 {
+                for _ in 0..<32 { tgs_cpu_relax() }
+            } else {
+                sched_yield()
+            }
+            let t = findWork()
+            if t >= 0 { return t }
+            if tgs_load_relaxed_u32(pool.stopping) != 0 { return -1 }
+        }
+        let word = index >> 6, bit = UInt64(1) << UInt64(index & 63)
+        tgs_store_u32(sleepWord, 0)
+        tgs_or_sc_u64(pool.idleMasks + word, bit)
+        let t = findWork()
+        if t >= 0 || tgs_load_u32(pool.stopping) != 0 {
+            tgs_and_sc_u64(pool.idleMasks + word, ~bit)
+            return t
+        }
+        _ = tgs_futex_wait(sleepWord, 0, -1)
+        tgs_and_sc_u64(pool.idleMasks + word, ~bit)
+        return -1
+    }
+}
+
+extension TaskPool {
+    /// Wakes up to `n` sleeping workers. Call after publishing work.
+    @inline(__always) func wakeWorkers(_ n: Int) {
+        tgs_fence_sc()
+        var left = n
+        for w in 0..<idleMaskWords {
+            var mask = tgs_load_relaxed_u64(idleMasks + w)
+            while mask != 0 && left > 0 {
+                let bit = mask & (~mask &+ 1)
+                let before = tgs_and_sc_u64(idleMasks + w, ~bit)
+                if before & bit != 0 {
+                    let worker = workers[w * 64 + bit.trailingZeroBitCount]
+                    tgs_store_u32(worker.sleepWord, 1)
+                    tgs_futex_wake(worker.sleepWord, 1)
+                    left -= 1
+                }
+                mask = before & ~bit
+            }
+            if left == 0 { return }
+        }
+    }
+
+    /// Runs one task popped from a queue on worker `w`.
+    func execute(_ i: Int32, on w: Worker) {
+        let t = task(i)
+        if tgs_load_u32(&t.pointee.state) != UInt32(TGS_STATE_QUEUED) { return }  // cancelled while queued
+        let hasPaths = t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS) != 0
+        if hasPaths && !pathGate.tryClaim(i, pool: self) { return }  // parked until a path frees up
+        let limited = maxConcurrency < workerCount
+        if limited { acquirePermit() }
+        guard tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_QUEUED), UInt32(TGS_STATE_RUNNING)) != 0 else {
+            if limited { releasePermit() }
+            if hasPaths { releasePaths(i, worker: w.index) }
+            return
+        }
+        let start = tgs_monotonic_ns()
+        t.pointee.start_ns = start
+        t.pointee.worker = Int32(w.index)
+        t.pointee.attempts += 1
+        if t.pointee.flags & UInt8(TGS_TASK_HAS_TIMEOUT) != 0 {
+            startDeadlines()
+            deadlines.add(task: i, attempt: t.pointee.attempts, deadline: start + t.pointee.timeout_ns)
+        }
+        tgs_store_relaxed_u32(w.busy, 1)
+        let rc = tgs_call_processor(t)
+        tgs_store_u32(w.busy, 0)
+        let end = tgs_monotonic_ns()
+        if limited { releasePermit() }
+        if hasPaths { releasePaths(i, worker: w.index) }
+        if tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0 {
+            t.pointee.end_ns = end
+            finish(i, rc == 0 ? .succeeded : .failed, worker: w.index)
+        } else {
+            // Timed out or cancelled meanwhile: the late result is discarded.
+            free(t.pointee.output)
+            t.pointee.output = nil
+            t.pointee.output_len = 0
+            free(t.pointee.error)
+            t.pointee.error = nil
+        }
+    }
+
+    private func releasePaths(_ i: Int32, worker: Int) {
+        let again = pathGate.release(i, pool: self)
+        if !again.isEmpty { makeReady(again, worker: -1) }
+    }
+
+    /// Queues tasks that became runnable: onto the worker's own deque when
+    /// called on a worker, else the injector of their lane.
+    func makeReady(_ list: [Int32], worker: Int) {
+        for i in list { enqueue(i, worker: worker) }
+        wakeWorkers(list.count)
+    }
+
+    @inline(__always) func enqueue(_ i: Int32, worker: Int) {
+        let lane = Int(task(i).pointee.priority)
+        if worker >= 0 && workers[worker].deques[lane].push(i) { return }
+        injectors[lane].push(i)
+    }
+
+    private func acquirePermit() {
+        while true {
+            let p = tgs_load_u32(permits)
+            if p > 0 {
+                if tgs_cas_u32(permits, p, p - 1) != 0 { return }
+                continue
+            }
+            tgs_add_sc_i32(permitWaiters, 1)
+            _ = tgs_futex_wait(permits, 0, -1)
+            tgs_add_sc_i32(permitWaiters, -1)
+        }
+    }
+
+    private func releasePermit() {
+        tgs_add_sc_u32(permits, 1)
+        if tgs_load_i32(permitWaiters) > 0 { tgs_futex_wake(permits, 1) }
+    }
+
+    /// Publishes a final status. The caller won the move to FINALIZING and
+    /// wrote the result fields. Then: dependents are released or skipped, the
+    /// group and pool counters drop, waiters are woken.
+    func finish(_ i: Int32, _ status: TaskStatus, worker: Int) {
+        var skips: [Int32] = []  // stays unallocated unless a dependent must be skipped
+        var readied = finishOne(i, status, worker: worker, skips: &skips)
+        while let c = skips.popLast() { readied += finishOne(c, .skipped, worker: worker, skips: &skips) }
+        if readied > 0 { wakeWorkers(readied) }
+    }
+
+    /// Returns how many dependents it made ready.
+    @inline(__always)
+    private func finishOne(_ j: Int32, _ st: TaskStatus, worker: Int, skips: inout [Int32]) -> Int {
+        var readied = 0
+        let t = task(j)
+        tgs_store_u32(&t.pointee.state, st.rawValue)
+        tgs_add_i64(statusCounts + Int(st.rawValue), 1)
+        let slot = Int(tgs_add_i64(completed, 1))
+        tgs_store_i32(logSlot(slot), j + 1)
+
+        var e = tgs_exchange_i32(&t.pointee.dependents, Int32(TGS_EDGE_SEALED))
+        while e >= 0 {
+            let child = edge(e).pointee.child
+            e = edge(e).pointee.next
+            let c = task(child)
+            if st == .succeeded {
+                if tgs_add_i32(&c.pointee.pending, -1) == 1,
+                   tgs_cas_u32(&c.pointee.state, UInt32(TGS_STATE_PENDING), UInt32(TGS_STATE_QUEUED)) != 0 {
+                    c.pointee.ready_ns = t.pointee.end_ns
+                    enqueue(child, worker: worker)
+                    readied += 1
+                }
+            } else {
+                _ = tgs_cas_i32(&c.pointee.cause, -1, j)
+                if claimSkip(child) { skips.append(child) }
+            }
+        }
+
+        var wake = false
+        let g = t.pointee.group
+        if g >= 0 {
+            if tgs_add_sc_i64(&group(g).pointee.unfinished, -1) == 1 { wake = true }
+            if (st == .failed || st == .timedOut) && tgs_load_u32(&group(g).pointee.critical) != 0 {
+                cascadeCritical(j, group: g)
+            }
+        }
+        if tgs_add_sc_i64(unfinished, -1) == 1 { wake = true }
+        if tgs_load_i32(waiterCount) > 0 {
+            if wake || tgs_load_u32(&t.pointee.waited) != 0 || tgs_load_i32(logWaiters) > 0 {
+                tgs_add_sc_u32(waitSeq, 1)
+                tgs_futex_wake(waitSeq, Int32.max)
+            }
+        }
+        return readied
+    }
+
+    /// Moves a pending task to FINALIZING as skipped, writing why. False when it
+    /// had already ended (or was claimed by another finalizer).
+    private func claimSkip(_ child: Int32) -> Bool {
+        let c = task(child)
+        guard tgs_cas_u32(&c.pointee.state, UInt32(TGS_STATE_PENDING), UInt32(TGS_STATE_FINALIZING)) != 0 else {
+            return false
+        }
+        let cause = tgs_load_i32(&c.pointee.cause)
+        var note = "skipped"
+        if cause >= 0 {
+            let p = task(cause)
+            let pid = p.pointee.id.map { "'\(String(cString: $0))'" } ?? "#\(cause)"
+            let st = TaskStatus(rawValue: tgs_load_u32(&p.pointee.state))?.name ?? "ended"
+            note = "skipped: dependency \(pid) \(st == "skipped" ? "was skipped" : st)"
+        }
+        c.pointee.note = strdup(note)
+        c.pointee.end_ns = tgs_monotonic_ns()
+        return true
+    }
+
+    /// Ends a task whose dependency did not succeed before it was released.
+    func skip(_ i: Int32, worker: Int) {
+        if claimSkip(i) { finish(i, .skipped, worker: worker) }
+    }
+
+    private func cascadeCritical(_ failed: Int32, group g: Int32) {
+        let t = task(failed)
+        submitLock.lock()
+        let members = groupMembers[Int(g)]
+        let name = String(cString: groupNames[Int(g)])
+        submitLock.unlock()
+        let who = t.pointee.id.map { "'\(String(cString: $0))'" } ?? "#\(failed)"
+        let note = "cancelled: task \(who) of critical group '\(name)' \(TaskStatus(rawValue: tgs_load_u32(&t.pointee.state))?.name ?? "failed")"
+        for m in members where m != failed { _ = cancel(m, note: note) }
+    }
+
+    /// Cancels one task unless it has ended. True when this call cancelled it.
+    @discardableResult
+    func cancel(_ i: Int32, note: String) -> Bool {
+        let t = task(i)
+        while true {
+            let s = tgs_load_u32(&t.pointee.state)
+            if s >= UInt32(TGS_STATE_FINALIZING) { return false }
+            if tgs_cas_u32(&t.pointee.state, s, UInt32(TGS_STATE_FINALIZING)) != 0 {
+                if s == UInt32(TGS_STATE_RUNNING) { tgs_store_u32(&t.pointee.cancel, 1) }
+                t.pointee.note = strdup(note)
+                t.pointee.end_ns = tgs_monotonic_ns()
+                finish(i, .cancelled, worker: -1)
+                return true
+            }
+        }
+    }
+
+    /// Called by the deadline timer.
+    func timeOut(_ i: Int32, attempt: UInt32) {
+        let t = task(i)
+        guard t.pointee.attempts == attempt,
+              tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0
+        else { return }
+        tgs_store_u32(&t.pointee.cancel, 1)
+        t.pointee.note = strdup("timed out after \(Double(t.pointee.timeout_ns) / 1e6) ms")
+        t.pointee.end_ns = tgs_monotonic_ns()
+        finish(i, .timedOut, worker: -1)
+    }
+}

@@ -1,0 +1,117 @@
+import CTaskGateSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Task id -> task index, open addressing with linear probing.
+///
+/// A slot is one UInt64: the id's hash in the high 32 bits, index + 1 in the
+/// low 32 (0 is empty). Keys are not stored twice: a probe whose hash matches
+/// compares against the id bytes the task record already holds. At most half
+/// full. Guarded by the pool's submission lock.
+///
+/// A refused batch is undone with `removeInserted(since:)`: entries of the batch
+/// were inserted last into slots that were empty, and no older key's probe
+/// sequence crosses a slot that was empty when it was inserted, so emptying
+/// those slots restores the table exactly (no tombstones needed). `reserve`
+/// runs before a batch so no rehash happens in the middle of one.
+struct IdIndex: @unchecked Sendable {
+    private var slots: UnsafeMutablePointer<UInt64>
+    private var mask: Int
+    private(set) var count = 0
+    private var inserted: [Int] = []  // slots filled by the batch in progress
+
+    init() {
+        mask = 1023
+        slots = .allocate(capacity: mask + 1)
+        slots.initialize(repeating: 0, count: mask + 1)
+    }
+
+    func release() { slots.deallocate() }
+
+    @inline(__always) static func hash(_ key: UnsafePointer<CChar>, _ len: Int) -> UInt64 {
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ (UInt64(len) &* 0xFF51_AFD7_ED55_8CCD)
+        let raw = UnsafeRawPointer(key)
+        var i = 0
+        while i + 8 <= len {
+            let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            h = (h ^ w) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 31
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < len {
+            tail |= UInt64(raw.load(fromByteOffset: i, as: UInt8.self)) << shift
+            shift += 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
+        h ^= h >> 29
+        return h
+    }
+
+    /// Index of the task with this id, or -1.
+    func find(_ key: UnsafePointer<CChar>, _ len: Int, tasks: Slab<tgs_task>) -> Int {
+        let h = Self.hash(key, len)
+        let tag = h >> 32
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let s = slots[i]
+            if s == 0 { return -1 }
+            if s >> 32 == tag {
+                let idx = Int(s & 0xFFFF_FFFF) - 1
+                if strcmp(tasks.pointer(idx).pointee.id, key) == 0 { return idx }
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Inserts id -> index unless the id is present; returns the existing index, or -1 when inserted.
+    mutating func insert(_ key: UnsafePointer<CChar>, _ len: Int, index: Int, tasks: Slab<tgs_task>) -> Int {
+        let h = Self.hash(key, len)
+        let tag = h >> 32
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let s = slots[i]
+            if s == 0 { break }
+            if s >> 32 == tag {
+                let idx = Int(s & 0xFFFF_FFFF) - 1
+                if strcmp(tasks.pointer(idx).pointee.id, key) == 0 { return idx }
+            }
+            i = (i + 1) & mask
+        }
+        slots[i] = (tag << 32) | UInt64(index + 1)
+        inserted.append(i)
+        count += 1
+        return -1
+    }
+
+    /// Ensures `n` more inserts fit without rehashing, and starts a new batch.
+    mutating func beginBatch(reserving n: Int, tasks: Slab<tgs_task>) {
+        inserted.removeAll(keepingCapacity: true)
+        guard (count + n) * 2 > mask + 1 else { return }
+        var capacity = mask + 1
+        while (count + n) * 2 > capacity { capacity *= 2 }
+        let old = slots, oldCapacity = mask + 1
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: 0, count: capacity)
+        mask = capacity - 1
+        for j in 0..<oldCapacity where old[j] != 0 {
+            let idx = Int(old[j] & 0xFFFF_FFFF) - 1
+            let id = tasks.pointer(idx).pointee.id!
+            let h = Self.hash(id, strlen(id))
+            var i = Int(truncatingIfNeeded: h) & mask
+            while slots[i] != 0 { i = (i + 1) & mask }
+            slots[i] = old[j]
+        }
+        old.deallocate()
+    }
+
+    /// Undoes the inserts of the batch in progress.
+    mutating func rollbackBatch() {
+        for i in inserted { slots[i] = 0 }
+        count -= inserted.count
+        inserted.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,336 @@
+/*
+ * taskgate.h: the C interface of libtaskgate, an embeddable parallel task engine.
+ *
+ * This header is the contract and the reference documentation. Link with
+ * -ltaskgate (pkg-config: taskgate). C99 and C++ compatible.
+ *
+ * ---------------------------------------------------------------------------
+ * THREAD SAFETY
+ *   Every function may be called from any thread at any time, concurrently,
+ *   unless its comment says otherwise. The exceptions are:
+ *     - tg_pool_destroy(): no other call on the same pool may run at the same
+ *       time or after it returns TG_OK.
+ *     - the tg_task_* functions taking a tg_task_ctx: only from inside the
+ *       processor call that received the context, on the thread running it.
+ *
+ * OWNERSHIP
+ *   - Strings and buffers you pass in are copied before the call returns; you
+ *     may free or reuse them right after.
+ *   - Pointers the library hands out (in tg_result, tg_strerror, ...) are
+ *     owned by the library. Each comment says how long they stay valid. Never
+ *     free() them.
+ *   - Handles (tg_pool *) are created by tg_pool_create() and released only by
+ *     tg_pool_destroy(). Destroy functions accept NULL as a harmless no-op.
+ *
+ * ERRORS
+ *   Fallible functions return int: TG_OK (0) on success, a negative TG_E* code
+ *   on failure. tg_strerror(code) gives static text for the code;
+ *   tg_last_error() gives a detail string for the most recent failure on the
+ *   calling thread (naming the task id, the cycle, the argument...). Codes are
+ *   append-only: a code's number and meaning never change.
+ *
+ * VERSIONED STRUCTS
+ *   Every struct passed across starts with `uint32_t struct_size`. Initialise
+ *   structs with their *_INIT macro (or set struct_size = sizeof(the struct)):
+ *   newer libraries read only the fields an older caller knew about, so the
+ *   structs can grow without breaking compiled programs.
+ *
+ * TIME
+ *   Timeouts are milliseconds; a negative timeout means "wait forever" and 0
+ *   means "do not wait". Timestamps in results are CLOCK_MONOTONIC nanoseconds.
+ * ---------------------------------------------------------------------------
+ */
+#ifndef TASKGATE_H
+#define TASKGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- versions ------------------------------------------------------------ */
+
+#define TG_VERSION_MAJOR 0
+#define TG_VERSION_MINOR 1
+#define TG_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH, as tg_version() returns it. */
+#define TG_VERSION_NUMBER (TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH)
+#define TG_VERSION_STRING "0.1.0"
+
+/* The version of the library actually loaded, as TG_VERSION_NUMBER encodes it.
+   Compare with TG_VERSION_NUMBER to detect a header/library mismatch: the
+   major numbers must be equal and the library's minor at least the header's. */
+int tg_version(void);
+/* The loaded library's version as static text, e.g. "0.1.0". */
+const char *tg_version_string(void);
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* X(NAME, code, message): the one table of error codes. Append only. */
+#define TG_ERROR_TABLE(X)                                                       \
+  X(OK, 0, "success")                                                           \
+  X(EINVAL, -1, "invalid argument")                                             \
+  X(ENOMEM, -2, "out of memory")                                                \
+  X(EBADHANDLE, -3, "not a live taskgate handle")                               \
+  X(EVERSION, -4, "struct size or version not supported by this library")       \
+  X(EDUPLICATE, -5, "a task with this id already exists")                       \
+  X(EUNKNOWNDEP, -6, "a dependency names no known task")                        \
+  X(ECYCLE, -7, "the dependencies form a cycle")                                \
+  X(ESHUTDOWN, -8, "the pool is shut down")                                     \
+  X(ETIMEDOUT, -9, "timed out")                                                 \
+  X(EBUSY, -10, "work is still in flight")                                      \
+  X(ENOTFOUND, -11, "no such task or group")                                    \
+  X(EFINISHED, -12, "the task has already finished")                            \
+  X(ENOMORE, -13, "no more results will come")                                  \
+  X(ERANGE, -14, "value out of range")                                          \
+  X(EINTERNAL, -15, "internal error")
+
+typedef enum tg_error {
+#define TG_ERROR_ENUM_(name, code, msg) TG_##name = code,
+  TG_ERROR_TABLE(TG_ERROR_ENUM_)
+#undef TG_ERROR_ENUM_
+  TG_ERROR_LAST_ = -15
+} tg_error;
+
+/* Static text for an error code ("unknown error" for codes it does not know).
+   Never NULL; never free it. */
+const char *tg_strerror(int code);
+/* The code's name without the TG_ prefix, e.g. "ECYCLE"; static text. */
+const char *tg_error_name(int code);
+/* Detail of the last failure of a tg_* call on this thread, e.g.
+   "task 'b': dependency cycle b -> c -> b". Empty string when the last call
+   succeeded. Valid until the next tg_* call on this thread; never NULL. */
+const char *tg_last_error(void);
+
+/* ---- types --------------------------------------------------------------- */
+
+/* A worker pool and everything submitted to it. Opaque. */
+typedef struct tg_pool tg_pool;
+/* The running task, as its processor sees it. Opaque; valid only during the
+   processor call. */
+typedef struct tg_task_ctx tg_task_ctx;
+
+/* Priorities: higher runs first when workers are contended; FIFO within a level.
+   A zeroed field means NORMAL. */
+#define TG_PRIORITY_LOW (-1)
+#define TG_PRIORITY_NORMAL 0
+#define TG_PRIORITY_HIGH 1
+
+/* Task statuses, as tg_result.status reports them. */
+typedef enum tg_status {
+  TG_STATUS_PENDING = 0,   /* waiting for its dependencies */
+  TG_STATUS_QUEUED = 1,    /* ready, waiting for a worker */
+  TG_STATUS_RUNNING = 2,
+  TG_STATUS_SUCCEEDED = 4,
+  TG_STATUS_FAILED = 5,
+  TG_STATUS_TIMED_OUT = 6,
+  TG_STATUS_CANCELLED = 7,
+  TG_STATUS_SKIPPED = 8    /* a dependency did not succeed; never ran */
+} tg_status;
+
+/* "succeeded", "failed", ...; "unknown" otherwise. Static text. */
+const char *tg_status_name(int status);
+
+/* What a processor returns. */
+#define TG_TASK_SUCCEEDED 0
+#define TG_TASK_FAILED 1 /* any non-zero value counts as failed */
+
+/* A task processor. Called on a worker thread with the task's context and the
+   user pointer given at submission. It returns TG_TASK_SUCCEEDED or
+   TG_TASK_FAILED; it may attach output and an error message through the
+   context. It should poll tg_task_cancelled() in long loops: threads are never
+   killed, and a cancelled or timed-out task's late result is discarded. */
+typedef int (*tg_processor_fn)(tg_task_ctx *ctx, void *user);
+
+/* ---- pools --------------------------------------------------------------- */
+
+/* Let a task reading a path overlap a task writing it (write-write is always
+   excluded). */
+#define TG_POOL_ALLOW_READ_WRITE_OVERLAP (1u << 0)
+
+typedef struct tg_pool_options {
+  uint32_t struct_size;     /* sizeof(tg_pool_options) */
+  uint32_t workers;         /* worker threads; 0: the CPUs this process may use */
+  uint32_t max_concurrency; /* tasks running at once; 0: as many as workers */
+  uint32_t flags;           /* TG_POOL_* */
+} tg_pool_options;
+
+#define TG_POOL_OPTIONS_INIT { (uint32_t)sizeof(tg_pool_options), 0, 0, 0 }
+
+/* Creates a pool and starts its workers. opts may be NULL for defaults.
+   On success *out receives the handle (release it with tg_pool_destroy).
+   Errors: TG_EINVAL (out NULL, workers > 1024), TG_EVERSION (struct_size),
+   TG_ENOMEM. */
+int tg_pool_create(const tg_pool_options *opts, tg_pool **out);
+
+#define TG_SHUTDOWN_DRAIN 0 /* stop accepting; let everything submitted finish */
+#define TG_SHUTDOWN_ABORT 1 /* stop accepting; cancel everything unfinished */
+
+/* Stops accepting submissions (later submits fail with TG_ESHUTDOWN) and
+   waits up to timeout_ms for the work to end as mode says: DRAIN runs what
+   was submitted; ABORT cancels what has not finished and waits for running
+   processors to return. Once everything has ended the workers are joined.
+   TG_ETIMEDOUT if work remains after timeout_ms; call again to keep waiting
+   (ABORT may follow DRAIN). Errors: TG_EBADHANDLE, TG_EINVAL (mode). */
+int tg_pool_shutdown(tg_pool *pool, int mode, int64_t timeout_ms);
+
+/* Frees the pool, its results and every pointer it handed out. NULL is a
+   harmless no-op returning TG_OK. With work in flight it refuses with TG_EBUSY
+   and leaves the pool untouched: shut down (drain or abort) first, or wait.
+   An idle pool that was never shut down is shut down here. */
+int tg_pool_destroy(tg_pool *pool);
+
+/* ---- tasks ----------------------------------------------------------------- */
+
+/* The task is critical to its group: if it fails or times out, the unfinished
+   tasks of its group are cancelled. */
+#define TG_TASK_CRITICAL (1u << 0)
+
+typedef struct tg_task_desc {
+  uint32_t struct_size;       /* sizeof(tg_task_desc) */
+  int32_t priority;           /* TG_PRIORITY_* */
+  const char *id;             /* unique in the pool; NULL: anonymous (cannot be
+                                 named by dependencies, waits or lookups) */
+  tg_processor_fn fn;         /* required */
+  void *user;                 /* passed to fn untouched; you own it */
+  const void *payload;        /* copied; the processor reads it back */
+  size_t payload_len;
+  const char *const *deps;    /* ids of tasks that must succeed first */
+  size_t n_deps;
+  const char *const *reads;   /* paths the task reads */
+  size_t n_reads;
+  const char *const *writes;  /* paths the task writes */
+  size_t n_writes;
+  const char *group;          /* NULL: none */
+  uint32_t flags;             /* TG_TASK_* */
+  int32_t difficulty;         /* a score for budgets; not used for scheduling */
+  int64_t timeout_ms;         /* from the moment it starts; <= 0: none */
+} tg_task_desc;
+
+#define TG_TASK_DESC_INIT \
+  { (uint32_t)sizeof(tg_task_desc), TG_PRIORITY_NORMAL, NULL, NULL, NULL, NULL, 0, \
+    NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0 }
+
+/* Submits one task. On success, *out_seq (may be NULL) receives the task's
+   submission number: 0 for the pool's first task, then 1, 2, ...
+   Dependencies must name tasks already submitted. Declared reads and writes
+   are scheduling constraints: two tasks writing one path never run at the
+   same time, nor (unless TG_POOL_ALLOW_READ_WRITE_OVERLAP) a reader with a
+   writer. Paths are compared after normalisation: relative paths are taken
+   from the current directory at submission, "." segments and repeated
+   slashes are dropped and ".." is resolved lexically.
+   A task whose dependency failed, timed out, was cancelled or skipped ends as
+   TG_STATUS_SKIPPED without running.
+   Errors: TG_EBADHANDLE, TG_EINVAL (NULL desc or fn, empty id, NULL in a
+   list, priority out of range), TG_EVERSION, TG_EDUPLICATE, TG_EUNKNOWNDEP,
+   TG_ECYCLE (a task depending on itself), TG_ESHUTDOWN, TG_ENOMEM. */
+int tg_pool_submit(tg_pool *pool, const tg_task_desc *task, uint64_t *out_seq);
+
+/* Submits count tasks at once, all or nothing. tasks is an array whose stride
+   is tasks[0].struct_size (all elements must carry the same struct_size).
+   Dependencies may name tasks earlier or later in the same batch; a cycle
+   among them refuses the whole batch with TG_ECYCLE and tg_last_error() names
+   the cycle ("a -> b -> a"). On success *out_first_seq (may be NULL) receives
+   the first task's submission number; the others follow in order.
+   Errors: as tg_pool_submit; on any error nothing was submitted. */
+int tg_pool_submit_batch(tg_pool *pool, const tg_task_desc *tasks, size_t count,
+                         uint64_t *out_first_seq);
+
+/* ---- waiting ------------------------------------------------------------- */
+
+/* Waits until the task has ended (in any status). TG_OK when it has ended,
+   TG_ETIMEDOUT when timeout_ms passed first, TG_ENOTFOUND for an unknown id. */
+int tg_pool_wait(tg_pool *pool, const char *id, int64_t timeout_ms);
+/* Waits until every task submitted so far to the group has ended. */
+int tg_pool_wait_group(tg_pool *pool, const char *group, int64_t timeout_ms);
+/* Waits until every task submitted so far has ended. */
+int tg_pool_wait_all(tg_pool *pool, int64_t timeout_ms);
+
+/* ---- cancellation ---------------------------------------------------------- */
+
+/* Cancels a task that has not ended: it ends as TG_STATUS_CANCELLED at once,
+   its waiters are released and its dependents are skipped. A running
+   processor sees tg_task_cancelled() turn true; its late result is discarded,
+   and its declared paths stay claimed until it returns.
+   TG_EFINISHED if the task had already ended. */
+int tg_pool_cancel(tg_pool *pool, const char *id);
+/* Cancels the group's unfinished tasks; *out_count (may be NULL) receives how
+   many were cancelled. */
+int tg_pool_cancel_group(tg_pool *pool, const char *group, size_t *out_count);
+/* Cancels every unfinished task of the pool; the pool stays usable. */
+int tg_pool_cancel_all(tg_pool *pool, size_t *out_count);
+
+/* ---- results ----------------------------------------------------------------- */
+
+typedef struct tg_result {
+  uint32_t struct_size;  /* sizeof(tg_result), set by the caller */
+  int32_t status;        /* tg_status; final once >= TG_STATUS_SUCCEEDED */
+  uint64_t seq;          /* submission number */
+  const char *id;        /* NULL for an anonymous task */
+  const char *group;     /* NULL when none */
+  const void *output;    /* set by the processor; NULL when none */
+  size_t output_len;
+  const char *error;     /* why it did not succeed; NULL when it succeeded */
+  uint32_t attempts;     /* times the processor was called */
+  int32_t worker;        /* worker index that ran it; -1 if it never ran */
+  int64_t submit_ns;     /* CLOCK_MONOTONIC ns; 0 where not reached */
+  int64_t start_ns;
+  int64_t end_ns;
+  int64_t queue_ns;      /* from ready (dependencies done) to start */
+} tg_result;
+
+#define TG_RESULT_INIT { (uint32_t)sizeof(tg_result), 0, 0, NULL, NULL, NULL, 0, NULL, 0, -1, 0, 0, 0, 0 }
+
+/* Fills *out with the task's current state and, once it has ended, its
+   result. The pointers in *out are owned by the pool and stay valid until
+   tg_pool_destroy(). Errors: TG_ENOTFOUND, TG_EINVAL, TG_EVERSION. */
+int tg_pool_result(tg_pool *pool, const char *id, tg_result *out);
+/* The same, by submission number (results in submission order: seq 0, 1, ...).
+   TG_ENOTFOUND when seq >= the number of tasks submitted. */
+int tg_pool_result_at(tg_pool *pool, uint64_t seq, tg_result *out);
+/* Results in the order tasks ended. *cursor starts at 0; each call that
+   returns TG_OK fills *out with the next ended task and advances *cursor.
+   TG_ETIMEDOUT if none ended within timeout_ms; TG_ENOMORE when every
+   submitted task has been returned and the pool is shut down. Several
+   readers may use separate cursors. */
+int tg_pool_next_completed(tg_pool *pool, uint64_t *cursor, int64_t timeout_ms,
+                           tg_result *out);
+
+typedef struct tg_pool_stats {
+  uint32_t struct_size;  /* sizeof(tg_pool_stats) */
+  uint32_t workers;
+  uint64_t submitted;
+  uint64_t ended;        /* the sum of the five final counts below */
+  uint64_t succeeded;
+  uint64_t failed;
+  uint64_t timed_out;
+  uint64_t cancelled;
+  uint64_t skipped;
+} tg_pool_stats;
+
+#define TG_POOL_STATS_INIT { (uint32_t)sizeof(tg_pool_stats), 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/* Counts so far; a snapshot, not atomic across fields while work runs. */
+int tg_pool_stats_get(tg_pool *pool, tg_pool_stats *out);
+
+/* ---- inside a processor -------------------------------------------------- */
+
+/* The running task's id (NULL if anonymous); valid during the call. */
+const char *tg_task_id(const tg_task_ctx *ctx);
+/* The task's payload and its length (*len may be NULL); valid during the call. */
+const void *tg_task_payload(const tg_task_ctx *ctx, size_t *len);
+/* Non-zero once the task was cancelled or timed out: stop early. */
+int tg_task_cancelled(const tg_task_ctx *ctx);
+/* The index of the worker running the task, 0 .. workers-1. */
+int tg_task_worker(const tg_task_ctx *ctx);
+/* Sets the task's output (copied; replaces an earlier one). */
+int tg_task_set_output(tg_task_ctx *ctx, const void *data, size_t len);
+/* Sets the task's error message (copied; replaces an earlier one). */
+int tg_task_set_error(tg_task_ctx *ctx, const char *message);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TASKGATE_H */
