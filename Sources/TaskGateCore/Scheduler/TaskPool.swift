@@ -85,6 +85,7 @@ public final class TaskPool: @unchecked Sendable {
     let edgeChunks: UnsafeMutablePointer<UnsafeMutablePointer<Edge>?>
     var claims = Slab<Int32>()
     let claimChunks: UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>
+    /// Task index + 1 by completion order, written by index (slot = completed count).
     var completionLog = Slab<Int32>()
     let logChunks: UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>
     var groups = Slab<GroupState>()
@@ -195,7 +196,7 @@ public final class TaskPool: @unchecked Sendable {
         defer { submitLock.unlock() }
         guard accepting else { throw .shutDown }
         let base = tasks.count
-        guard base + count < Int(Int32.max) - 1, tasks.reserve(count), completionLog.reserve(count) else {
+        guard base + count < Int(Int32.max) - 1, tasks.reserve(count), completionLog.ensureCapacity(base + count) else {
             throw .outOfRange("the pool holds at most \(Int32.max - 2) tasks")
         }
         ids.beginBatch(reserving: count, tasks: tasks)
@@ -402,8 +403,12 @@ public final class TaskPool: @unchecked Sendable {
             order.append(n)
             n = parentOf[Int(n)]
         }
-        // order[position[n]...] walks child -> parent; print it parent -> child.
-        var cycle = Array(order[position[n]!...]).reversed().map { idx -> String in
+        // order[position[n]...] walks child -> parent; print it parent -> child,
+        // starting from the task that comes first in the batch.
+        var loop = Array(order[position[n]!...].reversed())
+        let first = loop.indices.min { loop[$0] < loop[$1] }!
+        loop = Array(loop[first...] + loop[..<first])
+        var cycle = loop.map { idx -> String in
             let t = task(base + Int(idx))
             return t.pointee.id.map { String(cString: $0) } ?? "#\(idx)"
         }

@@ -65,16 +65,19 @@ final class Worker: @unchecked Sendable {
     }
 
     func run() {
+        // Under a concurrency limit the permit is taken before looking for
+        // work: a worker that found a task and then waited for a permit would
+        // hold that task back while higher-priority ones went ahead. A worker
+        // sleeps holding its permit; submitters wake sleepers, so the permit
+        // holders are the ones woken.
+        let limited = pool.maxConcurrency < pool.workerCount
         while true {
+            if limited { pool.acquirePermit() }
             var t = findWork()
-            if t < 0 {
-                t = idle()
-                if t < 0 {
-                    if tgs_load_u32(pool.stopping) != 0 { break }
-                    continue
-                }
-            }
-            pool.execute(t, on: self)
+            if t < 0 { t = idle() }
+            if t >= 0 { pool.execute(t, on: self) }
+            if limited { pool.releasePermit() }
+            if t < 0 && tgs_load_u32(pool.stopping) != 0 { break }
         }
         tgs_add_sc_u32(pool.exitedWorkers, 1)
         tgs_futex_wake(pool.exitedWorkers, Int32.max)
@@ -140,10 +143,7 @@ extension TaskPool {
         if tgs_load_u32(&t.pointee.state) != UInt32(TGS_STATE_QUEUED) { return }  // cancelled while queued
         let hasPaths = t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS) != 0
         if hasPaths && !pathGate.tryClaim(i, pool: self) { return }  // parked until a path frees up
-        let limited = maxConcurrency < workerCount
-        if limited { acquirePermit() }
         guard tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_QUEUED), UInt32(TGS_STATE_RUNNING)) != 0 else {
-            if limited { releasePermit() }
             if hasPaths { releasePaths(i, worker: w.index) }
             return
         }
@@ -159,7 +159,6 @@ extension TaskPool {
         let rc = tgs_call_processor(t)
         tgs_store_u32(w.busy, 0)
         let end = tgs_monotonic_ns()
-        if limited { releasePermit() }
         if hasPaths { releasePaths(i, worker: w.index) }
         if tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0 {
             t.pointee.end_ns = end
@@ -192,7 +191,7 @@ extension TaskPool {
         injectors[lane].push(i)
     }
 
-    private func acquirePermit() {
+    func acquirePermit() {
         while true {
             let p = tgs_load_u32(permits)
             if p > 0 {
@@ -205,7 +204,7 @@ extension TaskPool {
         }
     }
 
-    private func releasePermit() {
+    func releasePermit() {
         tgs_add_sc_u32(permits, 1)
         if tgs_load_i32(permitWaiters) > 0 { tgs_futex_wake(permits, 1) }
     }

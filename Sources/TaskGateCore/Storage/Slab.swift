@@ -34,8 +34,10 @@ struct Slab<Element>: @unchecked Sendable {
 
     /// Makes room for `n` more elements, so `append` will not allocate.
     /// Returns false when the slab would exceed its maximum size.
-    mutating func reserve(_ n: Int) -> Bool {
-        let needed = count + n
+    mutating func reserve(_ n: Int) -> Bool { ensureCapacity(count + n) }
+
+    /// Makes indices 0 ..< total addressable (for slabs written by index, not by `append`).
+    mutating func ensureCapacity(_ needed: Int) -> Bool {
         guard needed <= Self.maxChunks << Self.chunkShift else { return false }
         while allocatedChunks << Self.chunkShift < needed {
             chunks[allocatedChunks] = .allocate(capacity: Self.chunkSize)
