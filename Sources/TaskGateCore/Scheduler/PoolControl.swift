@@ -34,6 +34,7 @@ public struct PoolStats: Sendable {
 public enum ShutdownMode: Sendable { case drain, abort }
 
 private let failedWithoutMessage: StaticString = "the processor reported failure"
+let abortNote = "cancelled: the pool was shut down (abort)"
 
 extension TaskPool {
     // MARK: - Threads
@@ -186,11 +187,11 @@ extension TaskPool {
             submitNanoseconds: t.pointee.submit_ns, startNanoseconds: 0, endNanoseconds: 0, queueNanoseconds: 0)
         guard status.isFinal else { return v }
         // Ended: every field below was written before the final status was published.
-        v.attempts = t.pointee.attempts
-        v.worker = t.pointee.worker
-        v.startNanoseconds = t.pointee.start_ns
+        v.attempts = tgs_load_relaxed_u32(&t.pointee.attempts)
+        v.worker = tgs_load_relaxed_i32(&t.pointee.worker)
+        v.startNanoseconds = tgs_load_relaxed_i64(&t.pointee.start_ns)
         v.endNanoseconds = t.pointee.end_ns
-        if t.pointee.start_ns > 0 { v.queueNanoseconds = t.pointee.start_ns - t.pointee.ready_ns }
+        if v.startNanoseconds > 0 { v.queueNanoseconds = v.startNanoseconds - t.pointee.ready_ns }
         switch status {
         case .succeeded, .failed:
             v.output = UnsafeRawPointer(t.pointee.output)
@@ -272,7 +273,10 @@ extension TaskPool {
         tgs_add_sc_u32(waitSeq, 1)
         tgs_futex_wake(waitSeq, Int32.max)
         if threadsJoined { return }
-        if mode == .abort { cancelAll(note: "cancelled: the pool was shut down (abort)") }
+        if mode == .abort {
+            tgs_store_u32(aborting, 1)
+            cancelAll(note: abortNote)
+        }
         try waitAll(timeout: left())
         requestStop()
         let n = UInt32(workerCount)

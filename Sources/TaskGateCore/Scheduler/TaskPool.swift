@@ -123,6 +123,8 @@ public final class TaskPool: @unchecked Sendable {
     /// Non-zero once shutdown began (no more submissions).
     @inline(__always) var closed: UnsafeMutablePointer<UInt32> { (words + 264).assumingMemoryBound(to: UInt32.self) }
     @inline(__always) var timerStarted: UnsafeMutablePointer<UInt32> { (words + 268).assumingMemoryBound(to: UInt32.self) }
+    /// Non-zero once an aborting shutdown began: workers start nothing more.
+    @inline(__always) var aborting: UnsafeMutablePointer<UInt32> { (words + 272).assumingMemoryBound(to: UInt32.self) }
     @inline(__always) var permits: UnsafeMutablePointer<UInt32> { (words + 320).assumingMemoryBound(to: UInt32.self) }
     @inline(__always) var permitWaiters: UnsafeMutablePointer<Int32> { (words + 324).assumingMemoryBound(to: Int32.self) }
     /// Tasks ended, by status (index = tg_status value).

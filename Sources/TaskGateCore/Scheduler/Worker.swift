@@ -141,19 +141,26 @@ extension TaskPool {
     func execute(_ i: Int32, on w: Worker) {
         let t = task(i)
         if tgs_load_u32(&t.pointee.state) != UInt32(TGS_STATE_QUEUED) { return }  // cancelled while queued
+        if tgs_load_relaxed_u32(aborting) != 0 {
+            cancel(i, note: abortNote)  // an aborting pool starts nothing new
+            return
+        }
         let hasPaths = t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS) != 0
         if hasPaths && !pathGate.tryClaim(i, pool: self) { return }  // parked until a path frees up
         guard tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_QUEUED), UInt32(TGS_STATE_RUNNING)) != 0 else {
             if hasPaths { releasePaths(i, worker: w.index) }
             return
         }
+        // Relaxed atomics: a canceller may publish the end of this task before
+        // these stores, and readers of its result then race with them.
         let start = tgs_monotonic_ns()
-        t.pointee.start_ns = start
-        t.pointee.worker = Int32(w.index)
-        t.pointee.attempts += 1
+        let attempt = t.pointee.attempts + 1
+        tgs_store_relaxed_i64(&t.pointee.start_ns, start)
+        tgs_store_relaxed_i32(&t.pointee.worker, Int32(w.index))
+        tgs_store_relaxed_u32(&t.pointee.attempts, attempt)
         if t.pointee.flags & UInt8(TGS_TASK_HAS_TIMEOUT) != 0 {
             startDeadlines()
-            deadlines.add(task: i, attempt: t.pointee.attempts, deadline: start + t.pointee.timeout_ns)
+            deadlines.add(task: i, attempt: attempt, deadline: start + t.pointee.timeout_ns)
         }
         tgs_store_relaxed_u32(w.busy, 1)
         let rc = tgs_call_processor(t)
@@ -321,7 +328,7 @@ extension TaskPool {
     /// Called by the deadline timer.
     func timeOut(_ i: Int32, attempt: UInt32) {
         let t = task(i)
-        guard t.pointee.attempts == attempt,
+        guard tgs_load_relaxed_u32(&t.pointee.attempts) == attempt,
               tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0
         else { return }
         tgs_store_u32(&t.pointee.cancel, 1)
