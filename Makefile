@@ -22,7 +22,7 @@ SWIFT_RELEASE := swift build -c release --product taskgate \
 
 SOURCES := $(shell find Sources include -type f) Package.swift scripts/exports.map
 
-.PHONY: all lib install stage deps demo check test-swift test-c test-tsan bench clean
+.PHONY: all lib install stage deps demo check test-header test-swift test-c test-tsan bench clean
 all: lib
 lib: $(BUILD)/lib/libtaskgate.so
 
@@ -52,9 +52,16 @@ deps:
 demo: deps stage
 	PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig $(CC) -std=c99 -O2 -Wall -Wextra -o $(BUILD)/checksum_files \
 		examples/checksum_files.c $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs taskgate)
-	$(BUILD)/checksum_files examples/data
+	$(BUILD)/checksum_files examples/data $(BUILD)/data.manifest
 
-check: deps test-swift test-c test-tsan
+check: deps test-header test-swift test-c test-tsan
+
+# The header compiles as C99 and C++ with warnings as errors, and agrees with the exports.
+test-header:
+	mkdir -p $(BUILD)
+	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c - <<< '#include "taskgate.h"'
+	g++ -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c++ - <<< '#include "taskgate.h"'
+	BUILD=$(BUILD) Tests/c/header_drift.sh
 
 test-swift:
 	swift test 2>&1 | tee $(BUILD)/swift-test.log | tail -n 40; exit $${PIPESTATUS[0]}

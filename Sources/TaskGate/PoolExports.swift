@@ -118,10 +118,11 @@ public func tg_pool_submit(_ p: UnsafeMutablePointer<tg_pool>?, _ d: UnsafePoint
 
 @_cdecl("tg_pool_submit_batch")
 public func tg_pool_submit_batch(_ p: UnsafeMutablePointer<tg_pool>?, _ tasks: UnsafePointer<tg_task_desc>?,
-                                 _ count: Int, _ outFirst: UnsafeMutablePointer<UInt64>?) -> Int32 {
+                                 _ countIn: UInt, _ outFirst: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    let count = Int(bitPattern: countIn)
     guard let pool = engine(p, "tg_pool_submit_batch") else { return badHandleCode(p) }
     guard let tasks else { return fail(TG_EINVAL, "tg_pool_submit_batch: tasks is NULL") }
-    guard count > 0 else { return fail(TG_EINVAL, "tg_pool_submit_batch: count is 0") }
+    guard count > 0 else { return fail(TG_EINVAL, "tg_pool_submit_batch: count is \(countIn) (must be 1 .. \(Int32.max - 2))") }
     let stride = Int(tasks.pointee.struct_size)
     guard stride == Int(descSize) else {
         return fail(TG_EVERSION, "tg_pool_submit_batch: tasks[0].struct_size is \(stride), this library knows \(descSize) (use TG_TASK_DESC_INIT)")
@@ -188,17 +189,17 @@ public func tg_pool_cancel(_ p: UnsafeMutablePointer<tg_pool>?, _ id: UnsafePoin
 
 @_cdecl("tg_pool_cancel_group")
 public func tg_pool_cancel_group(_ p: UnsafeMutablePointer<tg_pool>?, _ group: UnsafePointer<CChar>?,
-                                 _ outCount: UnsafeMutablePointer<Int>?) -> Int32 {
+                                 _ outCount: UnsafeMutablePointer<UInt>?) -> Int32 {
     guard let pool = engine(p, "tg_pool_cancel_group") else { return badHandleCode(p) }
     guard let group else { return fail(TG_EINVAL, "tg_pool_cancel_group: group is NULL") }
-    do { outCount?.pointee = try pool.cancel(group: group) } catch { return fail(error) }
+    do { outCount?.pointee = UInt(try pool.cancel(group: group)) } catch { return fail(error) }
     return ok()
 }
 
 @_cdecl("tg_pool_cancel_all")
-public func tg_pool_cancel_all(_ p: UnsafeMutablePointer<tg_pool>?, _ outCount: UnsafeMutablePointer<Int>?) -> Int32 {
+public func tg_pool_cancel_all(_ p: UnsafeMutablePointer<tg_pool>?, _ outCount: UnsafeMutablePointer<UInt>?) -> Int32 {
     guard let pool = engine(p, "tg_pool_cancel_all") else { return badHandleCode(p) }
-    outCount?.pointee = pool.cancelAll()
+    outCount?.pointee = UInt(pool.cancelAll())
     return ok()
 }
 
@@ -301,10 +302,10 @@ public func tg_task_id(_ ctx: UnsafePointer<tg_task_ctx>?) -> UnsafePointer<CCha
 }
 
 @_cdecl("tg_task_payload")
-public func tg_task_payload(_ ctx: UnsafePointer<tg_task_ctx>?, _ len: UnsafeMutablePointer<Int>?) -> UnsafeRawPointer? {
+public func tg_task_payload(_ ctx: UnsafePointer<tg_task_ctx>?, _ len: UnsafeMutablePointer<UInt>?) -> UnsafeRawPointer? {
     guard let ctx else { len?.pointee = 0; return nil }
     let t = record(ctx)
-    len?.pointee = Int(t.pointee.payload_len)
+    len?.pointee = UInt(t.pointee.payload_len)
     return t.pointee.payload
 }
 
@@ -321,9 +322,11 @@ public func tg_task_worker(_ ctx: UnsafePointer<tg_task_ctx>?) -> Int32 {
 }
 
 @_cdecl("tg_task_set_output")
-public func tg_task_set_output(_ ctx: UnsafeMutablePointer<tg_task_ctx>?, _ data: UnsafeRawPointer?, _ len: Int) -> Int32 {
+public func tg_task_set_output(_ ctx: UnsafeMutablePointer<tg_task_ctx>?, _ data: UnsafeRawPointer?, _ lenIn: UInt) -> Int32 {
+    let len = Int(bitPattern: lenIn)
     guard let ctx else { return fail(TG_EINVAL, "tg_task_set_output: ctx is NULL") }
-    guard data != nil || len == 0 else { return fail(TG_EINVAL, "tg_task_set_output: data is NULL but len is \(len)") }
+    guard data != nil || len == 0 else { return fail(TG_EINVAL, "tg_task_set_output: data is NULL but len is \(lenIn)") }
+    guard len >= 0 else { return fail(TG_ERANGE, "tg_task_set_output: len \(lenIn) is too large") }
     let t = record(ctx)
     var copy: UnsafeMutableRawPointer? = nil
     if len > 0 {
