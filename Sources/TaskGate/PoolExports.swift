@@ -68,7 +68,17 @@ public func tg_pool_destroy(_ p: UnsafeMutablePointer<tg_pool>?) -> Int32 {
 private let descSize = UInt32(MemoryLayout<tg_task_desc>.size)
 
 /// Checks one description; nil when fine, else the message.
+@inline(__always)
 private func problem(_ d: UnsafePointer<tg_task_desc>, _ i: Int, batch: Bool) -> String? {
+    let t = d.pointee
+    let fine = t.fn != nil && t.priority >= TG_PRIORITY_LOW && t.priority <= TG_PRIORITY_HIGH
+        && (t.n_deps == 0 || t.deps != nil) && (t.n_reads == 0 || t.reads != nil)
+        && (t.n_writes == 0 || t.writes != nil) && (t.payload_len == 0 || t.payload != nil)
+        && t.flags & ~TG_TASK_CRITICAL == 0
+    return fine ? nil : describeProblem(d, i, batch: batch)
+}
+
+private func describeProblem(_ d: UnsafePointer<tg_task_desc>, _ i: Int, batch: Bool) -> String {
     let who: String = d.pointee.id.map { "task '\(String(cString: $0))'" }
         ?? (batch ? "task #\(i) of the batch" : "the task")
     if d.pointee.fn == nil { return "\(who): fn (the processor) is NULL" }
@@ -81,8 +91,7 @@ private func problem(_ d: UnsafePointer<tg_task_desc>, _ i: Int, batch: Bool) ->
     if d.pointee.payload_len > 0 && d.pointee.payload == nil {
         return "\(who): payload_len is \(d.pointee.payload_len) but payload is NULL"
     }
-    if d.pointee.flags & ~TG_TASK_CRITICAL != 0 { return "\(who): unknown flags 0x\(String(d.pointee.flags, radix: 16))" }
-    return nil
+    return "\(who): unknown flags 0x\(String(d.pointee.flags, radix: 16))"
 }
 
 @inline(__always) private func spec(_ d: UnsafePointer<tg_task_desc>) -> TaskSpec {

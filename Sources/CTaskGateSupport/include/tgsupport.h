@@ -52,6 +52,7 @@ TGS_ATOMIC_OPS(uint64_t, u64)
 static inline void *tgs_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void tgs_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline void tgs_fence_sc(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+static inline void tgs_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
 static inline void tgs_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();

@@ -65,9 +65,9 @@ extension TaskPool {
     func requestStop() {
         tgs_store_u32(stopping, 1)
         tgs_fence_sc()
-        for w in workers {
-            tgs_store_u32(w.sleepWord, 1)
-            tgs_futex_wake(w.sleepWord, 1)
+        for w in 0..<workerCount {
+            tgs_store_u32(sleepWords + w * 16, 1)
+            tgs_futex_wake(sleepWords + w * 16, 1)
         }
         // Workers blocked on a concurrency permit must see the stop too.
         tgs_add_sc_u32(permits, UInt32(workerCount))
@@ -98,6 +98,11 @@ extension TaskPool {
         bytes.release()
         ids.release()
         words.deallocate()
+        for lane in 0..<3 { injectors[lane].release() }
+        injectors.deallocate()
+        for k in 0..<(workerCount * 3) { deques[k].release() }
+        deques.deallocate()
+        UnsafeMutableRawPointer(sleepWords).deallocate()
     }
 
     // MARK: - Waiting
@@ -296,7 +301,7 @@ extension TaskPool {
     public func close() throws(TaskGateError) {
         if threadsJoined { return }
         let left = tgs_load_i64(unfinished)
-        let busy = workers.filter { tgs_load_u32($0.busy) != 0 }.count
+        let busy = (0..<workerCount).filter { tgs_load_u32(sleepWords + $0 * 16 + 1) != 0 }.count
         if left > 0 || busy > 0 {
             throw .busy("\(left) tasks have not ended and \(busy) processors are running; shut the pool down first")
         }

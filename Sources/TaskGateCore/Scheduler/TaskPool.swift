@@ -104,7 +104,13 @@ public final class TaskPool: @unchecked Sendable {
     var readyScratch: [[Int32]] = [[], [], []]
 
     // Scheduling.
-    let injectors: [Injector]
+    /// One per lane (0 high, 1 normal, 2 low).
+    let injectors: UnsafeMutablePointer<Injector>
+    /// Worker w's deque for lane l is at `w * 3 + l`.
+    let deques: UnsafeMutablePointer<WorkDeque>
+    /// Worker w sleeps on `sleepWords[w * 16]` (1 means woken); `[w * 16 + 1]` is
+    /// non-zero while it runs a processor. A cache line per worker.
+    let sleepWords: UnsafeMutablePointer<UInt32>
     var workers: [Worker] = []
     let pathGate: PathGate
     /// Created with the pool; its thread starts with the first timeout.
@@ -151,7 +157,12 @@ public final class TaskPool: @unchecked Sendable {
         let wordBytes = 512 + idleMaskWords * 8
         words = .allocate(byteCount: wordBytes, alignment: 64)
         words.initializeMemory(as: UInt8.self, repeating: 0, count: wordBytes)
-        injectors = [Injector(), Injector(), Injector()]
+        injectors = .allocate(capacity: 3)
+        for lane in 0..<3 { (injectors + lane).initialize(to: Injector()) }
+        deques = .allocate(capacity: n * 3)
+        for k in 0..<(n * 3) { (deques + k).initialize(to: WorkDeque()) }
+        sleepWords = UnsafeMutableRawPointer.allocate(byteCount: n * 64, alignment: 64).bindMemory(to: UInt32.self, capacity: n * 16)
+        sleepWords.initialize(repeating: 0, count: n * 16)
         pathGate = PathGate(allowReadWriteOverlap: configuration.allowReadWriteOverlap)
         permits.pointee = UInt32(maxConcurrency)
         for w in 0..<n { workers.append(Worker(index: w, pool: self)) }
@@ -215,8 +226,21 @@ public final class TaskPool: @unchecked Sendable {
             return e
         }
 
-        // Phase 1: records and ids.
+        // Phase 1: records and ids. The id index is a large table probed at
+        // random, so each insert would wait on a cache miss: hash a few tasks
+        // ahead and prefetch their slots while inserting the current one.
+        let ahead = 8
+        var hashes = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        func hashAhead(_ k: Int) {
+            guard k < count, let id = spec(k).id else { return }
+            let h = IdIndex.hash(id, strlen(id))
+            withUnsafeMutableBytes(of: &hashes) { $0.storeBytes(of: h, toByteOffset: (k % ahead) * 8, as: UInt64.self) }
+            ids.prefetch(hash: h)
+        }
+        for k in 0..<min(ahead, count) { hashAhead(k) }
         for i in 0..<count {
+            let hash = withUnsafeBytes(of: &hashes) { $0.load(fromByteOffset: (i % ahead) * 8, as: UInt64.self) }
+            hashAhead(i + ahead)
             let s = spec(i)
             let idx = tasks.append()
             let t = task(idx)
@@ -240,7 +264,7 @@ public final class TaskPool: @unchecked Sendable {
                 let len = strlen(id)
                 if len == 0 { throw refuse(.invalid("task #\(i) of the batch: the id is empty (use NULL for an anonymous task)")) }
                 t.pointee.id = UnsafePointer(bytes.copy(id, count: len, terminate: true).assumingMemoryBound(to: CChar.self))
-                if ids.insert(t.pointee.id, len, index: idx, tasks: tasks) >= 0 {
+                if ids.insert(t.pointee.id, hash: hash, index: idx, tasks: tasks) >= 0 {
                     throw refuse(.duplicateId(String(cString: id)))
                 }
             }

@@ -1,4 +1,7 @@
 import CTaskGateSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A worker's own deque of task indices (Chase-Lev, in the C11 formulation of
 /// Lê, Pop, Cohen and Zappa Nardelli, 2013).
@@ -10,14 +13,15 @@ import CTaskGateSupport
 /// (a full deque means plenty of work is already local).
 ///
 /// `top` and `bottom` sit on separate cache lines so thieves polling `top`
-/// do not slow the owner's pushes.
-final class WorkDeque: @unchecked Sendable {
+/// do not slow the owner's pushes. A plain struct over raw memory: copying it
+/// copies pointers, and the hot path does no reference counting.
+struct WorkDeque: @unchecked Sendable {
     static let capacity = 4096
     private let block: UnsafeMutableRawPointer
     private let top: UnsafeMutablePointer<Int64>
     private let bottom: UnsafeMutablePointer<Int64>
     private let buffer: UnsafeMutablePointer<Int32>
-    private let mask = Int64(capacity - 1)
+    private var mask: Int64 { Int64(Self.capacity - 1) }
 
     init() {
         block = .allocate(byteCount: 128 + Self.capacity * 4, alignment: 64)
@@ -29,7 +33,7 @@ final class WorkDeque: @unchecked Sendable {
         buffer.initialize(repeating: 0, count: Self.capacity)
     }
 
-    deinit { block.deallocate() }
+    func release() { block.deallocate() }
 
     /// Owner only. False when full.
     @inline(__always) func push(_ task: Int32) -> Bool {
@@ -81,62 +85,76 @@ final class WorkDeque: @unchecked Sendable {
 }
 
 /// The queue that submissions from outside the workers go to, one per priority
-/// lane: a growable ring under a lock, FIFO. Workers take a batch per lock
+/// lane: a growable ring under a mutex, FIFO. Workers take a batch per lock
 /// acquisition and keep it in their own deque, so the lock is paid once per
 /// batch, not once per task, and other workers can steal from the batch.
-final class Injector: @unchecked Sendable {
-    private let lock = Lock()
-    private var ring: UnsafeMutablePointer<Int32>
-    private var capacity = 1024
-    private var head = 0
-    private var size = 0
-    /// Mirrors `size` for lock-free emptiness checks.
+/// A struct over raw memory, like WorkDeque.
+struct Injector: @unchecked Sendable {
+    private struct State {
+        var mutex = pthread_mutex_t()
+        var ring: UnsafeMutablePointer<Int32>
+        var capacity: Int
+        var head = 0
+        var size = 0
+    }
+    private let state: UnsafeMutablePointer<State>
+    /// Mirrors `size` for lock-free emptiness checks, on a cache line of its own.
     private let published: UnsafeMutablePointer<Int64>
 
     init() {
-        ring = .allocate(capacity: capacity)
-        published = .allocate(capacity: 8)  // a cache line of its own
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(ring: .allocate(capacity: 1024), capacity: 1024))
+        pthread_mutex_init(&state.pointee.mutex, nil)
+        published = .allocate(capacity: 8)
         published.initialize(repeating: 0, count: 8)
     }
 
-    deinit {
-        ring.deallocate()
+    func release() {
+        pthread_mutex_destroy(&state.pointee.mutex)
+        state.pointee.ring.deallocate()
+        state.deallocate()
         published.deallocate()
     }
 
     @inline(__always) var isEmpty: Bool { tgs_load_relaxed_i64(published) == 0 }
-    var count: Int { Int(tgs_load_relaxed_i64(published)) }
+    @inline(__always) var count: Int { Int(tgs_load_relaxed_i64(published)) }
 
     private func grow(to needed: Int) {
-        var newCapacity = capacity
+        let s = state
+        var newCapacity = s.pointee.capacity
         while newCapacity < needed { newCapacity *= 2 }
         let fresh = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
-        for i in 0..<size { fresh[i] = ring[(head + i) & (capacity - 1)] }
-        ring.deallocate()
-        ring = fresh
-        capacity = newCapacity
-        head = 0
+        for i in 0..<s.pointee.size { fresh[i] = s.pointee.ring[(s.pointee.head + i) & (s.pointee.capacity - 1)] }
+        s.pointee.ring.deallocate()
+        s.pointee.ring = fresh
+        s.pointee.capacity = newCapacity
+        s.pointee.head = 0
     }
 
     func push(_ task: Int32) {
-        lock.lock()
-        if size == capacity { grow(to: size + 1) }
-        ring[(head + size) & (capacity - 1)] = task
-        size += 1
-        tgs_store_i64(published, Int64(size))
-        lock.unlock()
+        let s = state
+        pthread_mutex_lock(&s.pointee.mutex)
+        if s.pointee.size == s.pointee.capacity { grow(to: s.pointee.size + 1) }
+        s.pointee.ring[(s.pointee.head + s.pointee.size) & (s.pointee.capacity - 1)] = task
+        s.pointee.size += 1
+        tgs_store_i64(published, Int64(s.pointee.size))
+        pthread_mutex_unlock(&s.pointee.mutex)
     }
 
     func push(contentsOf tasks: UnsafeBufferPointer<Int32>) {
         if tasks.isEmpty { return }
-        lock.lock()
-        if size + tasks.count > capacity { grow(to: size + tasks.count) }
+        let s = state
+        pthread_mutex_lock(&s.pointee.mutex)
+        if s.pointee.size + tasks.count > s.pointee.capacity { grow(to: s.pointee.size + tasks.count) }
+        let ring = s.pointee.ring, m = s.pointee.capacity - 1
+        var tail = s.pointee.head + s.pointee.size
         for t in tasks {
-            ring[(head + size) & (capacity - 1)] = t
-            size += 1
+            ring[tail & m] = t
+            tail += 1
         }
-        tgs_store_i64(published, Int64(size))
-        lock.unlock()
+        s.pointee.size += tasks.count
+        tgs_store_i64(published, Int64(s.pointee.size))
+        pthread_mutex_unlock(&s.pointee.mutex)
     }
 
     /// Takes one task for the caller to run and moves up to `extra` more into
@@ -144,24 +162,25 @@ final class Injector: @unchecked Sendable {
     /// Returns -1 when empty.
     func take(moving extra: Int, into deque: WorkDeque) -> Int32 {
         if isEmpty { return -1 }
-        lock.lock()
+        let s = state
+        pthread_mutex_lock(&s.pointee.mutex)
+        let size = s.pointee.size
         if size == 0 {
-            lock.unlock()
+            pthread_mutex_unlock(&s.pointee.mutex)
             return -1
         }
+        let ring = s.pointee.ring, m = s.pointee.capacity - 1, head = s.pointee.head
         let first = ring[head]
         let n = min(extra, size - 1, deque.room())
-        if n > 0 {
-            var i = n
-            while i >= 1 {
-                _ = deque.push(ring[(head + i) & (capacity - 1)])
-                i -= 1
-            }
+        var i = n
+        while i >= 1 {
+            _ = deque.push(ring[(head + i) & m])
+            i -= 1
         }
-        head = (head + n + 1) & (capacity - 1)
-        size -= n + 1
-        tgs_store_i64(published, Int64(size))
-        lock.unlock()
+        s.pointee.head = (head + n + 1) & m
+        s.pointee.size = size - n - 1
+        tgs_store_i64(published, Int64(size - n - 1))
+        pthread_mutex_unlock(&s.pointee.mutex)
         return first
     }
 }

@@ -5,10 +5,12 @@ import Glibc
 
 /// Task id -> task index, open addressing with linear probing.
 ///
-/// A slot is one UInt64: the id's hash in the high 32 bits, index + 1 in the
-/// low 32 (0 is empty). Keys are not stored twice: a probe whose hash matches
-/// compares against the id bytes the task record already holds. At most half
-/// full. Guarded by the pool's submission lock.
+/// A slot is one UInt64: 32 bits of the id's hash (the tag) in the high half,
+/// index + 1 in the low half (0 is empty). The home slot is `tag & mask`, so
+/// growing the table moves slots without touching a single id string. Keys
+/// are not stored twice: a probe whose tag matches compares against the id
+/// bytes the task record already holds. At most half full. Guarded by the
+/// pool's submission lock.
 ///
 /// A refused batch is undone with `removeInserted(since:)`: entries of the batch
 /// were inserted last into slots that were empty, and no older key's probe
@@ -46,16 +48,21 @@ struct IdIndex: @unchecked Sendable {
             shift += 8
             i += 1
         }
-        h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
-        h ^= h >> 29
+        // A full avalanche (murmur3's fmix64), so keys that differ only in
+        // their last bytes still land far apart.
+        h ^= tail
+        h ^= h >> 33
+        h = h &* 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33
+        h = h &* 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
         return h
     }
 
     /// Index of the task with this id, or -1.
     func find(_ key: UnsafePointer<CChar>, _ len: Int, tasks: Slab<tgs_task>) -> Int {
-        let h = Self.hash(key, len)
-        let tag = h >> 32
-        var i = Int(truncatingIfNeeded: h) & mask
+        let tag = Self.hash(key, len) >> 32
+        var i = Int(tag) & mask
         while true {
             let s = slots[i]
             if s == 0 { return -1 }
@@ -67,11 +74,19 @@ struct IdIndex: @unchecked Sendable {
         }
     }
 
+    /// Starts fetching the slot a key with this hash will probe first.
+    @inline(__always) func prefetch(hash: UInt64) {
+        tgs_prefetch(slots + (Int(hash >> 32) & mask))
+    }
+
     /// Inserts id -> index unless the id is present; returns the existing index, or -1 when inserted.
     mutating func insert(_ key: UnsafePointer<CChar>, _ len: Int, index: Int, tasks: Slab<tgs_task>) -> Int {
-        let h = Self.hash(key, len)
-        let tag = h >> 32
-        var i = Int(truncatingIfNeeded: h) & mask
+        insert(key, hash: Self.hash(key, len), index: index, tasks: tasks)
+    }
+
+    mutating func insert(_ key: UnsafePointer<CChar>, hash: UInt64, index: Int, tasks: Slab<tgs_task>) -> Int {
+        let tag = hash >> 32
+        var i = Int(tag) & mask
         while true {
             let s = slots[i]
             if s == 0 { break }
@@ -98,10 +113,7 @@ struct IdIndex: @unchecked Sendable {
         slots.initialize(repeating: 0, count: capacity)
         mask = capacity - 1
         for j in 0..<oldCapacity where old[j] != 0 {
-            let idx = Int(old[j] & 0xFFFF_FFFF) - 1
-            let id = tasks.pointer(idx).pointee.id!
-            let h = Self.hash(id, strlen(id))
-            var i = Int(truncatingIfNeeded: h) & mask
+            var i = Int(old[j] >> 32) & mask
             while slots[i] != 0 { i = (i + 1) & mask }
             slots[i] = old[j]
         }
