@@ -5,6 +5,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,3 +54,33 @@ void tgs_set_last_error(const char *msg) {
 void tgs_clear_last_error(void) { last_error[0] = '\0'; }
 
 const char *tgs_last_error(void) { return last_error; }
+
+#define TGS_HUGE ((size_t)2 << 20)
+
+static size_t tgs_round(size_t bytes) {
+  size_t unit = bytes >= TGS_HUGE ? TGS_HUGE : 4096;
+  return (bytes + unit - 1) & ~(unit - 1);
+}
+
+void *tgs_map(size_t bytes, int huge) {
+  size_t n = tgs_round(bytes);
+  if (n < TGS_HUGE || !huge) {
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+  }
+  /* Over-map by one huge page, then trim to a 2 MiB-aligned span. */
+  char *raw = mmap(NULL, n + TGS_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  char *aligned = (char *)(((uintptr_t)raw + TGS_HUGE - 1) & ~(uintptr_t)(TGS_HUGE - 1));
+  if (aligned > raw) munmap(raw, (size_t)(aligned - raw));
+  size_t tail = (size_t)(raw + n + TGS_HUGE - (aligned + n));
+  if (tail) munmap(aligned + n, tail);
+#ifdef MADV_HUGEPAGE
+  madvise(aligned, n, MADV_HUGEPAGE);
+#endif
+  return aligned;
+}
+
+void tgs_unmap(void *p, size_t bytes) {
+  if (p) munmap(p, tgs_round(bytes));
+}

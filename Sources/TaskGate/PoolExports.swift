@@ -313,15 +313,15 @@ public func tg_task_id(_ ctx: UnsafePointer<tg_task_ctx>?) -> UnsafePointer<CCha
 @_cdecl("tg_task_payload")
 public func tg_task_payload(_ ctx: UnsafePointer<tg_task_ctx>?, _ len: UnsafeMutablePointer<UInt>?) -> UnsafeRawPointer? {
     guard let ctx else { len?.pointee = 0; return nil }
-    let t = record(ctx)
-    len?.pointee = UInt(t.pointee.payload_len)
-    return t.pointee.payload
+    guard let x = record(ctx).pointee.extra else { len?.pointee = 0; return nil }
+    len?.pointee = UInt(x.pointee.payload_len)
+    return x.pointee.payload
 }
 
 @_cdecl("tg_task_cancelled")
 public func tg_task_cancelled(_ ctx: UnsafePointer<tg_task_ctx>?) -> Int32 {
     guard let ctx else { return 0 }
-    return tgs_load_u32(&record(ctx).pointee.cancel) != 0 ? 1 : 0
+    return tgs_load_u32(&record(ctx).pointee.signals) & UInt32(TGS_SIGNAL_CANCEL) != 0 ? 1 : 0
 }
 
 @_cdecl("tg_task_worker")
@@ -335,7 +335,7 @@ public func tg_task_set_output(_ ctx: UnsafeMutablePointer<tg_task_ctx>?, _ data
     let len = Int(bitPattern: lenIn)
     guard let ctx else { return fail(TG_EINVAL, "tg_task_set_output: ctx is NULL") }
     guard data != nil || len == 0 else { return fail(TG_EINVAL, "tg_task_set_output: data is NULL but len is \(lenIn)") }
-    guard len >= 0 else { return fail(TG_ERANGE, "tg_task_set_output: len \(lenIn) is too large") }
+    guard len >= 0 && len <= Int(UInt32.max) else { return fail(TG_ERANGE, "tg_task_set_output: len \(lenIn) is over the 4 GiB an output may hold") }
     let t = record(ctx)
     var copy: UnsafeMutableRawPointer? = nil
     if len > 0 {
@@ -345,7 +345,7 @@ public func tg_task_set_output(_ ctx: UnsafeMutablePointer<tg_task_ctx>?, _ data
     }
     free(t.pointee.output)
     t.pointee.output = copy
-    t.pointee.output_len = UInt64(len)
+    t.pointee.output_len = UInt32(len)
     return ok()
 }
 

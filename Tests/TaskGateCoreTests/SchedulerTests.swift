@@ -206,8 +206,8 @@ import Glibc
         let sawCancel = Atomic<Bool>(false)
         let slow = Job { t in
             let deadline = tgs_monotonic_ns() + ten
-            while tgs_load_u32(&t.pointee.cancel) == 0 && tgs_monotonic_ns() < deadline { usleep(100) }
-            sawCancel.store(tgs_load_u32(&t.pointee.cancel) != 0, ordering: .sequentiallyConsistent)
+            while !cancelled(t) && tgs_monotonic_ns() < deadline { usleep(100) }
+            sawCancel.store(cancelled(t), ordering: .sequentiallyConsistent)
             return 0  // "succeeded", too late
         }
         try pool.submit([
@@ -220,8 +220,8 @@ import Glibc
         try pool.waitAll(timeout: ten)
         #expect(try pool.status("after") == .skipped)
         try pool.shutdown(.drain, timeout: ten)  // returns once the processor has given up
-        let cancelled = sawCancel.load(ordering: .sequentiallyConsistent)
-        #expect(cancelled)
+        let sawIt = sawCancel.load(ordering: .sequentiallyConsistent)
+        #expect(sawIt)
         #expect(try pool.status("slow") == .timedOut)
     }
 
@@ -233,7 +233,7 @@ import Glibc
         let rec = Job { t in ran.withLock { _ = $0.insert(String(cString: t.pointee.id!)) }; return 0 }
         let blocker = Job { t in
             let deadline = tgs_monotonic_ns() + ten
-            while tgs_load_u32(&t.pointee.cancel) == 0 && tgs_monotonic_ns() < deadline { usleep(100) }
+            while !cancelled(t) && tgs_monotonic_ns() < deadline { usleep(100) }
             gate.release()
             return 0
         }
@@ -267,7 +267,7 @@ import Glibc
         let waiter = Job { t in
             // Siblings wait to be cancelled (or give up after 10 s and fail the test).
             let deadline = tgs_monotonic_ns() + ten
-            while tgs_load_u32(&t.pointee.cancel) == 0 && tgs_monotonic_ns() < deadline { usleep(100) }
+            while !cancelled(t) && tgs_monotonic_ns() < deadline { usleep(100) }
             return 0
         }
         // One batch, so every sibling exists before "boom" (high priority) can run and fail;
@@ -321,7 +321,7 @@ import Glibc
         let gate = Gate()
         try pool.submit(Def(id: "first", job: Job { t in
             let deadline = tgs_monotonic_ns() + ten
-            while tgs_load_u32(&t.pointee.cancel) == 0 && tgs_monotonic_ns() < deadline { usleep(100) }
+            while !cancelled(t) && tgs_monotonic_ns() < deadline { usleep(100) }
             gate.release()
             return 0
         }))

@@ -29,7 +29,7 @@ import Glibc
 @Suite struct IdIndexTests {
     /// Builds records with ids so the index can compare keys against them.
     final class Records {
-        var slab = Slab<tgs_task>()
+        var slab = Slab<tgs_task>(chunkShift: TaskPool.taskShift)
         var strings: [UnsafeMutablePointer<CChar>] = []
         func add(_ id: String) -> Int {
             _ = slab.reserve(1)

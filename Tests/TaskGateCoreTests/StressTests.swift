@@ -39,7 +39,7 @@ import Glibc
         }
         let shared = Shared(runs, starts, ends, clock)
         let job = Job { t in
-            let i = Int(t.pointee.seq)
+            let i = Int(String(cString: t.pointee.id!).dropFirst())!
             tgs_add_u32(shared.runs + i, 1)
             tgs_store_i64(shared.starts + i, tgs_add_sc_i64(shared.clock, 1) + 1)
             if i % 97 == 0 { sched_yield() }

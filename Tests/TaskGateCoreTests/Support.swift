@@ -127,3 +127,8 @@ final class Gate: @unchecked Sendable {
 let workerCounts = [1, 2, 4, 8]
 
 func ok() -> Job { Job { _ in 0 } }
+
+/// What tg_task_cancelled() reports, for processors written in Swift.
+func cancelled(_ t: UnsafeMutablePointer<tgs_task>) -> Bool {
+    tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_CANCEL) != 0
+}

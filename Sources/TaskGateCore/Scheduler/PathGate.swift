@@ -35,7 +35,7 @@ final class PathGate: @unchecked Sendable {
     /// Claims every path of task `i`, or parks it and returns false.
     func tryClaim(_ i: Int32, pool: TaskPool) -> Bool {
         let t = pool.task(i)
-        let start = Int(t.pointee.paths_start), n = Int(t.pointee.paths_count)
+        let start = Int(t.pointee.extra.pointee.paths_start), n = Int(t.pointee.extra.pointee.paths_count)
         lock.lock()
         defer { lock.unlock() }
         for k in start..<(start + n) {
@@ -60,7 +60,7 @@ final class PathGate: @unchecked Sendable {
     /// Releases task `i`'s paths; returns the parked tasks to queue again.
     func release(_ i: Int32, pool: TaskPool) -> [Int32] {
         let t = pool.task(i)
-        let start = Int(t.pointee.paths_start), n = Int(t.pointee.paths_count)
+        let start = Int(t.pointee.extra.pointee.paths_start), n = Int(t.pointee.extra.pointee.paths_count)
         var again: [Int32] = []
         lock.lock()
         for k in start..<(start + n) {

@@ -91,6 +91,7 @@ extension TaskPool {
         }
         for g in groupNames { free(UnsafeMutablePointer(mutating: g)) }
         tasks.release()
+        extras.release()
         edges.release()
         claims.release()
         completionLog.release()
@@ -154,7 +155,7 @@ extension TaskPool {
 
     public func wait(task i: Int32, timeout: Int64) throws(TaskGateError) {
         let t = task(i)
-        tgs_store_u32(&t.pointee.waited, 1)
+        tgs_or_sc_u32(&t.pointee.signals, UInt32(TGS_SIGNAL_WAITED))
         guard waitUntil(timeout: timeout, { hasEnded(i) }) else {
             throw .timedOut("task \(name(of: i)) has not ended within the timeout")
         }
@@ -186,7 +187,7 @@ extension TaskPool {
         if raw == UInt32(TGS_STATE_FINALIZING) { raw = UInt32(TGS_STATE_RUNNING) }
         let status = TaskStatus(rawValue: raw) ?? .running
         var v = TaskResultView(
-            status: status, seq: t.pointee.seq, id: t.pointee.id,
+            status: status, seq: UInt64(i), id: t.pointee.id,
             group: t.pointee.group >= 0 ? groupNameUnlocked(t.pointee.group) : nil,
             output: nil, outputLength: 0, error: nil, attempts: 0, worker: -1,
             submitNanoseconds: t.pointee.submit_ns, startNanoseconds: 0, endNanoseconds: 0, queueNanoseconds: 0)

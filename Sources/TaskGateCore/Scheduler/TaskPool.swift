@@ -79,16 +79,18 @@ public final class TaskPool: @unchecked Sendable {
     let allowReadWriteOverlap: Bool
 
     // Storage (appends under submitLock; reads lock-free after publication).
-    var tasks = Slab<tgs_task>()
+    static var taskShift: Int { 14 }  // 16384 records of 128 bytes: one 2 MiB chunk
+    var tasks = Slab<tgs_task>(chunkShift: TaskPool.taskShift)
     let taskChunks: UnsafeMutablePointer<UnsafeMutablePointer<tgs_task>?>
-    var edges = Slab<Edge>()
+    var extras = Slab<tgs_task_extra>(chunkShift: 12)
+    var edges = Slab<Edge>(chunkShift: 18)
     let edgeChunks: UnsafeMutablePointer<UnsafeMutablePointer<Edge>?>
-    var claims = Slab<Int32>()
+    var claims = Slab<Int32>(chunkShift: 16)
     let claimChunks: UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>
     /// Task index + 1 by completion order, written by index (slot = completed count).
-    var completionLog = Slab<Int32>()
+    var completionLog = Slab<Int32>(chunkShift: 19)
     let logChunks: UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>
-    var groups = Slab<GroupState>()
+    var groups = Slab<GroupState>(chunkShift: 12)
     let groupChunks: UnsafeMutablePointer<UnsafeMutablePointer<GroupState>?>
     var bytes = ByteArena()
     var ids = IdIndex()
@@ -180,20 +182,20 @@ public final class TaskPool: @unchecked Sendable {
     }
 
     @inline(__always) func task(_ i: Int) -> UnsafeMutablePointer<tgs_task> {
-        taskChunks[i >> 12].unsafelyUnwrapped + (i & 4095)
+        taskChunks[i >> TaskPool.taskShift].unsafelyUnwrapped + (i & ((1 << TaskPool.taskShift) - 1))
     }
     @inline(__always) func task(_ i: Int32) -> UnsafeMutablePointer<tgs_task> { task(Int(i)) }
     @inline(__always) func edge(_ i: Int32) -> UnsafeMutablePointer<Edge> {
-        edgeChunks[Int(i) >> 12].unsafelyUnwrapped + (Int(i) & 4095)
+        edgeChunks[Int(i) >> 18].unsafelyUnwrapped + (Int(i) & ((1 << 18) - 1))
     }
     @inline(__always) func claim(_ i: Int) -> UnsafeMutablePointer<Int32> {
-        claimChunks[i >> 12].unsafelyUnwrapped + (i & 4095)
+        claimChunks[i >> 16].unsafelyUnwrapped + (i & ((1 << 16) - 1))
     }
     @inline(__always) func logSlot(_ i: Int) -> UnsafeMutablePointer<Int32> {
-        logChunks[i >> 12].unsafelyUnwrapped + (i & 4095)
+        logChunks[i >> 19].unsafelyUnwrapped + (i & ((1 << 19) - 1))
     }
     @inline(__always) func group(_ g: Int32) -> UnsafeMutablePointer<GroupState> {
-        groupChunks[Int(g) >> 12].unsafelyUnwrapped + (Int(g) & 4095)
+        groupChunks[Int(g) >> 12].unsafelyUnwrapped + (Int(g) & ((1 << 12) - 1))
     }
 
     /// Tasks submitted so far (their submission numbers are 0 ..< count).
@@ -215,6 +217,7 @@ public final class TaskPool: @unchecked Sendable {
         ids.beginBatch(reserving: count, tasks: tasks)
         let arenaMark = bytes.mark()
         let claimsBase = claims.count
+        let extrasBase = extras.count
         batchEdges.removeAll(keepingCapacity: true)
         var cwd: String? = nil
 
@@ -222,6 +225,7 @@ public final class TaskPool: @unchecked Sendable {
             ids.rollbackBatch()
             tasks.truncate(to: base)
             claims.truncate(to: claimsBase)
+            extras.truncate(to: extrasBase)
             bytes.rollback(to: arenaMark)
             return e
         }
@@ -247,17 +251,22 @@ public final class TaskPool: @unchecked Sendable {
             t.initialize(to: tgs_task())
             t.pointee.fn = unsafeBitCast(s.processor, to: UnsafeMutableRawPointer.self)
             t.pointee.user = s.user
-            t.pointee.seq = UInt64(idx)
             t.pointee.group = -1
             t.pointee.priority = UInt8(s.lane)
             t.pointee.flags = s.critical ? UInt8(TGS_TASK_CRITICAL) : 0
-            t.pointee.difficulty = s.difficulty
             t.pointee.dependents = Int32(TGS_EDGE_EMPTY)
             t.pointee.cause = -1
             t.pointee.worker = -1
             t.pointee.pending = 1  // the submission guard
+            if s.timeoutNanoseconds > 0 || s.difficulty != 0 || s.payload.count > 0 || !s.reads.isEmpty || !s.writes.isEmpty {
+                guard extras.reserve(1) else { throw refuse(.outOfMemory("no memory for task extras")) }
+                let x = extras.pointer(extras.append())
+                x.initialize(to: tgs_task_extra())
+                x.pointee.difficulty = s.difficulty
+                t.pointee.extra = x
+            }
             if s.timeoutNanoseconds > 0 {
-                t.pointee.timeout_ns = s.timeoutNanoseconds
+                t.pointee.extra.pointee.timeout_ns = s.timeoutNanoseconds
                 t.pointee.flags |= UInt8(TGS_TASK_HAS_TIMEOUT)
             }
             if let id = s.id {
@@ -269,8 +278,8 @@ public final class TaskPool: @unchecked Sendable {
                 }
             }
             if s.payload.count > 0, let p = s.payload.baseAddress {
-                t.pointee.payload = UnsafeRawPointer(bytes.copy(p, count: s.payload.count, terminate: false))
-                t.pointee.payload_len = UInt64(s.payload.count)
+                t.pointee.extra.pointee.payload = UnsafeRawPointer(bytes.copy(p, count: s.payload.count, terminate: false))
+                t.pointee.extra.pointee.payload_len = UInt64(s.payload.count)
             }
             if let g = s.group {
                 if g.pointee == 0 { throw refuse(.invalid("\(describe(s.id, i)): the group name is empty")) }
@@ -376,8 +385,8 @@ public final class TaskPool: @unchecked Sendable {
         guard wanted.count <= Int(UInt16.max) else { throw .outOfRange("\(name): more than 65535 declared paths") }
         pathGate.ensureCapacity(pathIndex.count)
         _ = claims.reserve(wanted.count)
-        t.pointee.paths_start = Int32(claims.count)
-        t.pointee.paths_count = UInt16(wanted.count)
+        t.pointee.extra.pointee.paths_start = Int32(claims.count)
+        t.pointee.extra.pointee.paths_count = Int32(wanted.count)
         // Sorted, so two tasks always inspect shared paths in the same order.
         for (id, isWrite) in wanted.sorted(by: { $0.key < $1.key }) {
             claim(claims.append()).pointee = id << 1 | (isWrite ? 1 : 0)

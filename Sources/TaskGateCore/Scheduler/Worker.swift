@@ -175,7 +175,7 @@ extension TaskPool {
         tgs_store_relaxed_u32(&t.pointee.attempts, attempt)
         if t.pointee.flags & UInt8(TGS_TASK_HAS_TIMEOUT) != 0 {
             startDeadlines()
-            deadlines.add(task: i, attempt: attempt, deadline: start + t.pointee.timeout_ns)
+            deadlines.add(task: i, attempt: attempt, deadline: start + t.pointee.extra.pointee.timeout_ns)
         }
         tgs_store_relaxed_u32(w.busy, 1)
         let rc = tgs_call_processor(t)
@@ -280,7 +280,7 @@ extension TaskPool {
         }
         if tgs_add_sc_i64(unfinished, -1) == 1 { wake = true }
         if tgs_load_i32(waiterCount) > 0 {
-            if wake || tgs_load_u32(&t.pointee.waited) != 0 || tgs_load_i32(logWaiters) > 0 {
+            if wake || tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_WAITED) != 0 || tgs_load_i32(logWaiters) > 0 {
                 tgs_add_sc_u32(waitSeq, 1)
                 tgs_futex_wake(waitSeq, Int32.max)
             }
@@ -332,7 +332,7 @@ extension TaskPool {
             let s = tgs_load_u32(&t.pointee.state)
             if s >= UInt32(TGS_STATE_FINALIZING) { return false }
             if tgs_cas_u32(&t.pointee.state, s, UInt32(TGS_STATE_FINALIZING)) != 0 {
-                if s == UInt32(TGS_STATE_RUNNING) { tgs_store_u32(&t.pointee.cancel, 1) }
+                if s == UInt32(TGS_STATE_RUNNING) { tgs_or_sc_u32(&t.pointee.signals, UInt32(TGS_SIGNAL_CANCEL)) }
                 t.pointee.note = strdup(note)
                 t.pointee.end_ns = tgs_monotonic_ns()
                 finish(i, .cancelled, worker: -1)
@@ -347,8 +347,8 @@ extension TaskPool {
         guard tgs_load_relaxed_u32(&t.pointee.attempts) == attempt,
               tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0
         else { return }
-        tgs_store_u32(&t.pointee.cancel, 1)
-        t.pointee.note = strdup("timed out after \(Double(t.pointee.timeout_ns) / 1e6) ms")
+        tgs_or_sc_u32(&t.pointee.signals, UInt32(TGS_SIGNAL_CANCEL))
+        t.pointee.note = strdup("timed out after \(Double(t.pointee.extra.pointee.timeout_ns) / 1e6) ms")
         t.pointee.end_ns = tgs_monotonic_ns()
         finish(i, .timedOut, worker: -1)
     }

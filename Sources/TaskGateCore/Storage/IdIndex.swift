@@ -25,11 +25,15 @@ struct IdIndex: @unchecked Sendable {
 
     init() {
         mask = 1023
-        slots = .allocate(capacity: mask + 1)
-        slots.initialize(repeating: 0, count: mask + 1)
+        slots = Self.allocate(mask + 1)
     }
 
-    func release() { slots.deallocate() }
+    /// Zeroed slots from an anonymous mapping (huge pages once large).
+    private static func allocate(_ n: Int) -> UnsafeMutablePointer<UInt64> {
+        tgs_map(n * 8, 1)!.bindMemory(to: UInt64.self, capacity: n)
+    }
+
+    func release() { tgs_unmap(slots, (mask + 1) * 8) }
 
     @inline(__always) static func hash(_ key: UnsafePointer<CChar>, _ len: Int) -> UInt64 {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ (UInt64(len) &* 0xFF51_AFD7_ED55_8CCD)
@@ -109,15 +113,14 @@ struct IdIndex: @unchecked Sendable {
         var capacity = mask + 1
         while (count + n) * 2 > capacity { capacity *= 2 }
         let old = slots, oldCapacity = mask + 1
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: 0, count: capacity)
+        slots = Self.allocate(capacity)
         mask = capacity - 1
         for j in 0..<oldCapacity where old[j] != 0 {
             var i = Int(old[j] >> 32) & mask
             while slots[i] != 0 { i = (i + 1) & mask }
             slots[i] = old[j]
         }
-        old.deallocate()
+        tgs_unmap(old, oldCapacity * 8)
     }
 
     /// Undoes the inserts of the batch in progress.

@@ -1,3 +1,5 @@
+import CTaskGateSupport
+
 /// Append-only storage with stable element addresses.
 ///
 /// Elements live in fixed-size chunks found through a chunk table that is
@@ -6,47 +8,56 @@
 /// through an atomic (a queue, a CAS on an edge list); the reader acquires the
 /// index and reads the chunk table entry written before it.
 ///
+/// Chunks are zeroed anonymous mappings (`tgs_map`); every chunk after the
+/// first asks for transparent huge pages, so a large pool pays a fraction of
+/// the page-fault cost while a small one pays only for pages it touches.
+///
 /// Appends are the caller's to serialise (the pool's submission lock).
-/// Memory is uninitialised until the caller writes an element.
 struct Slab<Element>: @unchecked Sendable {
-    static var chunkShift: Int { 12 }
-    static var chunkSize: Int { 1 << chunkShift }
-    static var maxChunks: Int { 1 << 19 }  // 2^31 elements
+    let chunkShift: Int
+    var chunkSize: Int { 1 << chunkShift }
+    var chunkBytes: Int { MemoryLayout<Element>.stride << chunkShift }
+    var maxChunks: Int { (1 << 31) >> chunkShift }
 
     let chunks: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>
     private(set) var count: Int = 0
     private var allocatedChunks = 0
 
-    init() {
-        chunks = .allocate(capacity: Self.maxChunks)
-        chunks.initialize(repeating: nil, count: Self.maxChunks)
+    /// `chunkShift`: log2 of the elements per chunk.
+    init(chunkShift: Int) {
+        self.chunkShift = chunkShift
+        // A zeroed mapping is an all-nil table that costs memory only for the
+        // entries ever written (a few pages), however large the limit.
+        let n = (1 << 31) >> chunkShift
+        chunks = tgs_map(n * 8, 0)!.bindMemory(to: UnsafeMutablePointer<Element>?.self, capacity: n)
     }
 
     /// Frees the chunks. Elements are not deinitialised (they are trivial).
     func release() {
-        for i in 0..<allocatedChunks { chunks[i]?.deallocate() }
-        chunks.deallocate()
+        for i in 0..<allocatedChunks { tgs_unmap(chunks[i], chunkBytes) }
+        tgs_unmap(chunks, maxChunks * 8)
     }
 
     @inline(__always) func pointer(_ index: Int) -> UnsafeMutablePointer<Element> {
-        chunks[index >> Self.chunkShift].unsafelyUnwrapped + (index & (Self.chunkSize - 1))
+        chunks[index >> chunkShift].unsafelyUnwrapped + (index & (chunkSize - 1))
     }
 
     /// Makes room for `n` more elements, so `append` will not allocate.
-    /// Returns false when the slab would exceed its maximum size.
+    /// Returns false when the slab would exceed its maximum size or memory ran out.
     mutating func reserve(_ n: Int) -> Bool { ensureCapacity(count + n) }
 
     /// Makes indices 0 ..< total addressable (for slabs written by index, not by `append`).
     mutating func ensureCapacity(_ needed: Int) -> Bool {
-        guard needed <= Self.maxChunks << Self.chunkShift else { return false }
-        while allocatedChunks << Self.chunkShift < needed {
-            chunks[allocatedChunks] = .allocate(capacity: Self.chunkSize)
+        guard needed <= maxChunks << chunkShift else { return false }
+        while allocatedChunks << chunkShift < needed {
+            guard let raw = tgs_map(chunkBytes, allocatedChunks > 0 ? 1 : 0) else { return false }
+            chunks[allocatedChunks] = raw.bindMemory(to: Element.self, capacity: chunkSize)
             allocatedChunks += 1
         }
         return true
     }
 
-    /// Appends one uninitialised element and returns its index. Call `reserve` first.
+    /// Appends one element (zeroed, or left from a refused batch) and returns its index. Call `reserve` first.
     @inline(__always) mutating func append() -> Int {
         let i = count
         count += 1
