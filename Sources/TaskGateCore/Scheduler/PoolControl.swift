@@ -99,6 +99,7 @@ extension TaskPool {
         bytes.release()
         ids.release()
         words.deallocate()
+        UnsafeMutableRawPointer(endCounts).deallocate()
         for lane in 0..<3 { injectors[lane].release() }
         injectors.deallocate()
         for k in 0..<(workerCount * 3) { deques[k].release() }
@@ -170,8 +171,8 @@ extension TaskPool {
     }
 
     public func waitAll(timeout: Int64) throws(TaskGateError) {
-        guard waitUntil(timeout: timeout, { tgs_load_i64(unfinished) == 0 }) else {
-            throw .timedOut("\(tgs_load_i64(unfinished)) tasks have not ended within the timeout")
+        guard waitUntil(timeout: timeout, { allEnded() }) else {
+            throw .timedOut("\(unfinishedCount()) tasks have not ended within the timeout")
         }
     }
 
@@ -237,7 +238,7 @@ extension TaskPool {
     }
 
     public func stats() -> PoolStats {
-        func n(_ s: TaskStatus) -> Int { Int(tgs_load_i64(statusCounts + Int(s.rawValue))) }
+        func n(_ s: TaskStatus) -> Int { Int(endedCount(Int(s.rawValue) - 4)) }
         return PoolStats(submitted: submittedCount, succeeded: n(.succeeded), failed: n(.failed),
                          timedOut: n(.timedOut), cancelled: n(.cancelled), skipped: n(.skipped))
     }
@@ -301,7 +302,7 @@ extension TaskPool {
     /// Gets the pool ready to be freed. Refuses while anything is in flight.
     public func close() throws(TaskGateError) {
         if threadsJoined { return }
-        let left = tgs_load_i64(unfinished)
+        let left = unfinishedCount()
         let busy = (0..<workerCount).filter { tgs_load_u32(sleepWords + $0 * 16 + 1) != 0 }.count
         if left > 0 || busy > 0 {
             throw .busy("\(left) tasks have not ended and \(busy) processors are running; shut the pool down first")

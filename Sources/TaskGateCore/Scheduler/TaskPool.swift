@@ -121,7 +121,9 @@ public final class TaskPool: @unchecked Sendable {
     /// Counters and futex words, each on a cache line of its own.
     let words: UnsafeMutableRawPointer
     @inline(__always) var submitted: UnsafeMutablePointer<Int64> { (words + 0).assumingMemoryBound(to: Int64.self) }
-    @inline(__always) var unfinished: UnsafeMutablePointer<Int64> { (words + 64).assumingMemoryBound(to: Int64.self) }
+    /// Tasks admitted (counted before any of a batch can end); never decreases.
+    /// Unfinished = admitted - the sum of the end counters.
+    @inline(__always) var admitted: UnsafeMutablePointer<Int64> { (words + 64).assumingMemoryBound(to: Int64.self) }
     @inline(__always) var completed: UnsafeMutablePointer<Int64> { (words + 128).assumingMemoryBound(to: Int64.self) }
     @inline(__always) var waitSeq: UnsafeMutablePointer<UInt32> { (words + 192).assumingMemoryBound(to: UInt32.self) }
     @inline(__always) var waiterCount: UnsafeMutablePointer<Int32> { (words + 196).assumingMemoryBound(to: Int32.self) }
@@ -135,11 +137,14 @@ public final class TaskPool: @unchecked Sendable {
     @inline(__always) var aborting: UnsafeMutablePointer<UInt32> { (words + 272).assumingMemoryBound(to: UInt32.self) }
     @inline(__always) var permits: UnsafeMutablePointer<UInt32> { (words + 320).assumingMemoryBound(to: UInt32.self) }
     @inline(__always) var permitWaiters: UnsafeMutablePointer<Int32> { (words + 324).assumingMemoryBound(to: Int32.self) }
-    /// Tasks ended, by status (index = tg_status value).
-    @inline(__always) var statusCounts: UnsafeMutablePointer<Int64> { (words + 384).assumingMemoryBound(to: Int64.self) }
     /// One bit per sleeping worker.
     @inline(__always) var idleMasks: UnsafeMutablePointer<UInt64> { (words + 512).assumingMemoryBound(to: UInt64.self) }
     let idleMaskWords: Int
+    /// Tasks ended, per finisher: a cache line for each worker (written only
+    /// by it), then one for every other thread (atomic adds). Within a line,
+    /// [status - 4] counts each final status and [endedTotal] all of them.
+    let endCounts: UnsafeMutablePointer<Int64>
+    static var endedTotal: Int { 7 }
     var threadsJoined = false
     var threads: [pthread_t] = []
 
@@ -159,6 +164,9 @@ public final class TaskPool: @unchecked Sendable {
         let wordBytes = 512 + idleMaskWords * 8
         words = .allocate(byteCount: wordBytes, alignment: 64)
         words.initializeMemory(as: UInt8.self, repeating: 0, count: wordBytes)
+        endCounts = UnsafeMutableRawPointer.allocate(byteCount: (n + 1) * 64, alignment: 64)
+            .bindMemory(to: Int64.self, capacity: (n + 1) * 8)
+        endCounts.initialize(repeating: 0, count: (n + 1) * 8)
         injectors = .allocate(capacity: 3)
         for lane in 0..<3 { (injectors + lane).initialize(to: Injector()) }
         deques = .allocate(capacity: n * 3)
@@ -308,7 +316,7 @@ public final class TaskPool: @unchecked Sendable {
         // Phase 3: commit. Nothing can fail from here on.
         guard edges.reserve(batchEdges.count) else { throw refuse(.outOfRange("too many dependency edges")) }
         let now = tgs_monotonic_ns()
-        tgs_add_sc_i64(unfinished, Int64(count))
+        tgs_add_sc_i64(admitted, Int64(count))
         for i in base..<(base + count) {
             let t = task(i)
             t.pointee.submit_ns = now

@@ -116,6 +116,10 @@ final class Worker: @unchecked Sendable {
             if t >= 0 { return t }
             if tgs_load_relaxed_u32(pool.stopping) != 0 { return -1 }
         }
+        // About to sleep: if this worker finished the last task without
+        // noticing (its deques held only stale entries), tell the waiters now.
+        tgs_fence_sc()
+        if tgs_load_sc_i32(pool.waiterCount) > 0 && pool.allEnded() { pool.wakeWaiters() }
         let word = index >> 6, bit = UInt64(1) << UInt64(index & 63)
         tgs_store_u32(sleepWord, 0)
         tgs_or_sc_u64(pool.idleMasks + word, bit)
@@ -248,8 +252,10 @@ extension TaskPool {
         var readied = 0
         let t = task(j)
         tgs_store_u32(&t.pointee.state, st.rawValue)
-        tgs_add_i64(statusCounts + Int(st.rawValue), 1)
-        let slot = Int(tgs_add_i64(completed, 1))
+        countEnd(st, worker: worker)
+        // The one shared read-modify-write per task; sequentially consistent,
+        // it also orders the stores above before the waiter checks below.
+        let slot = Int(tgs_add_sc_i64(completed, 1))
         tgs_store_i32(logSlot(slot), j + 1)
 
         var e = tgs_exchange_i32(&t.pointee.dependents, Int32(TGS_EDGE_SEALED))
@@ -278,14 +284,55 @@ extension TaskPool {
                 cascadeCritical(j, group: g)
             }
         }
-        if tgs_add_sc_i64(unfinished, -1) == 1 { wake = true }
-        if tgs_load_i32(waiterCount) > 0 {
-            if wake || tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_WAITED) != 0 || tgs_load_i32(logWaiters) > 0 {
-                tgs_add_sc_u32(waitSeq, 1)
-                tgs_futex_wake(waitSeq, Int32.max)
-            }
+        if tgs_load_sc_i32(waiterCount) > 0 {
+            wake = wake || tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_WAITED) != 0
+                || tgs_load_i32(logWaiters) > 0
+            // Whether everything has ended is only worth asking when this
+            // worker ran out of local work: the last task's finisher either
+            // finds its deques empty here or goes idle, which asks too.
+            if !wake && (worker < 0 || localDequesEmpty(worker)) { wake = allEnded() }
+            if wake { wakeWaiters() }
         }
         return readied
+    }
+
+    @inline(__always) func countEnd(_ st: TaskStatus, worker: Int) {
+        let k = Int(st.rawValue) - 4
+        if worker >= 0 {
+            let line = endCounts + worker * 8
+            tgs_store_relaxed_i64(line + k, tgs_load_relaxed_i64(line + k) + 1)
+            tgs_store_relaxed_i64(line + TaskPool.endedTotal, tgs_load_relaxed_i64(line + TaskPool.endedTotal) + 1)
+        } else {
+            let line = endCounts + workerCount * 8
+            tgs_add_i64(line + k, 1)
+            tgs_add_i64(line + TaskPool.endedTotal, 1)
+        }
+    }
+
+    @inline(__always) func localDequesEmpty(_ w: Int) -> Bool {
+        deques[w * 3].isEmpty && deques[w * 3 + 1].isEmpty && deques[w * 3 + 2].isEmpty
+    }
+
+    /// Tasks ended so far, summed over the finishers' counters.
+    func endedCount(_ k: Int = TaskPool.endedTotal) -> Int64 {
+        var sum: Int64 = 0
+        for line in 0...workerCount { sum += tgs_load_relaxed_i64(endCounts + line * 8 + k) }
+        return sum
+    }
+
+    /// True when every task admitted so far has ended. The sum is read before
+    /// `admitted`, and every counter and `admitted` only grow, with ended never
+    /// above admitted; so equality means all admitted tasks had ended.
+    func allEnded() -> Bool {
+        let ended = endedCount()
+        return ended == tgs_load_i64(admitted)
+    }
+
+    func unfinishedCount() -> Int64 { tgs_load_i64(admitted) - endedCount() }
+
+    @inline(__always) func wakeWaiters() {
+        tgs_add_sc_u32(waitSeq, 1)
+        tgs_futex_wake(waitSeq, Int32.max)
     }
 
     /// Moves a pending task to FINALIZING as skipped, writing why. False when it
