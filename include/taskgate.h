@@ -184,8 +184,10 @@ int tg_pool_destroy(tg_pool *pool);
 
 /* ---- tasks ----------------------------------------------------------------- */
 
-/* The task is critical to its group: if it fails or times out, the unfinished
-   tasks of its group are cancelled. */
+/* Makes the task's group critical. Once any task of a critical group fails
+   or times out, the group's unfinished tasks are cancelled (their error names
+   the task that failed); failures in other groups are only reported. A group
+   is critical from the submission of its first task carrying this flag. */
 #define TG_TASK_CRITICAL (1u << 0)
 
 typedef struct tg_task_desc {
@@ -276,7 +278,7 @@ typedef struct tg_result {
   uint32_t attempts;     /* times the processor was called */
   int32_t worker;        /* worker index that ran it; -1 if it never ran */
   int64_t submit_ns;     /* CLOCK_MONOTONIC ns; 0 where not reached */
-  int64_t start_ns;
+  int64_t start_ns;      /* when a worker took it up */
   int64_t end_ns;
   int64_t queue_ns;      /* from ready (dependencies done) to start */
 } tg_result;

@@ -201,14 +201,18 @@ public func tg_pool_cancel_group(_ p: UnsafeMutablePointer<tg_pool>?, _ group: U
                                  _ outCount: UnsafeMutablePointer<UInt>?) -> Int32 {
     guard let pool = engine(p, "tg_pool_cancel_group") else { return badHandleCode(p) }
     guard let group else { return fail(TG_EINVAL, "tg_pool_cancel_group: group is NULL") }
-    do { outCount?.pointee = UInt(try pool.cancel(group: group)) } catch { return fail(error) }
+    // Evaluated before the assignment: `outCount?.pointee = f()` would skip f() when outCount is NULL.
+    let n: Int
+    do { n = try pool.cancel(group: group) } catch { return fail(error) }
+    outCount?.pointee = UInt(n)
     return ok()
 }
 
 @_cdecl("tg_pool_cancel_all")
 public func tg_pool_cancel_all(_ p: UnsafeMutablePointer<tg_pool>?, _ outCount: UnsafeMutablePointer<UInt>?) -> Int32 {
     guard let pool = engine(p, "tg_pool_cancel_all") else { return badHandleCode(p) }
-    outCount?.pointee = UInt(pool.cancelAll())
+    let n = pool.cancelAll()
+    outCount?.pointee = UInt(n)
     return ok()
 }
 

@@ -226,6 +226,7 @@ public final class TaskPool: @unchecked Sendable {
         let arenaMark = bytes.mark()
         let claimsBase = claims.count
         let extrasBase = extras.count
+        let groupsBase = groupNames.count
         batchEdges.removeAll(keepingCapacity: true)
         var cwd: String? = nil
 
@@ -234,6 +235,14 @@ public final class TaskPool: @unchecked Sendable {
             tasks.truncate(to: base)
             claims.truncate(to: claimsBase)
             extras.truncate(to: extrasBase)
+            // Groups first named by the refused batch never existed.
+            while groupNames.count > groupsBase {
+                let name = groupNames.removeLast()
+                groupIndex[String(cString: name)] = nil
+                free(UnsafeMutablePointer(mutating: name))
+                groupMembers.removeLast()
+            }
+            groups.truncate(to: groupsBase)
             bytes.rollback(to: arenaMark)
             return e
         }

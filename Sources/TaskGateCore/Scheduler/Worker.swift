@@ -23,10 +23,6 @@ final class Worker: @unchecked Sendable {
     /// Non-zero while a processor runs on this worker (read by destroy).
     let busy: UnsafeMutablePointer<UInt32>
     var rng: UInt64
-    /// When the last task this worker ran ended, or 0 after it went idle: a
-    /// busy worker's next task starts when its last one ended, which saves
-    /// one clock read per task.
-    var lastEnd: Int64 = 0
 
     init(index: Int, pool: TaskPool) {
         self.index = index
@@ -86,10 +82,7 @@ final class Worker: @unchecked Sendable {
         while true {
             if limited { pool.acquirePermit() }
             var t = findWork()
-            if t < 0 {
-                lastEnd = 0
-                t = idle()
-            }
+            if t < 0 { t = idle() }
             if t >= 0 { pool.execute(t, on: self) }
             if limited { pool.releasePermit() }
             if t < 0 && tgs_load_u32(pool.stopping) != 0 { break }
@@ -172,7 +165,7 @@ extension TaskPool {
         }
         // Relaxed atomics: a canceller may publish the end of this task before
         // these stores, and readers of its result then race with them.
-        let start = w.lastEnd != 0 ? w.lastEnd : tgs_monotonic_ns()
+        let start = tgs_monotonic_ns()
         let attempt = t.pointee.attempts + 1
         tgs_store_relaxed_i64(&t.pointee.start_ns, start)
         tgs_store_relaxed_i32(&t.pointee.worker, Int32(w.index))
@@ -185,7 +178,6 @@ extension TaskPool {
         let rc = tgs_call_processor(t)
         tgs_store_u32(w.busy, 0)
         let end = tgs_monotonic_ns()
-        w.lastEnd = end
         if hasPaths { releasePaths(i, worker: w.index) }
         if tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0 {
             t.pointee.end_ns = end
