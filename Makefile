@@ -15,12 +15,14 @@ STAGE := $(BUILD)/stage
 CC ?= cc
 CFLAGS_TEST := -std=c99 -O2 -g -Wall -Wextra -Werror -pthread
 
+# lld rather than gold: gold leaves the engine's type metadata in .dynsym as
+# LOCAL entries; lld keeps the dynamic symbol table to exactly the tg_* exports.
 SWIFT_RELEASE := swift build -c release --product taskgate \
-	-Xswiftc -static-stdlib \
+	-Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 	-Xlinker --version-script=$(CURDIR)/scripts/exports.map \
 	-Xlinker -soname=$(SONAME)
 
-SOURCES := $(shell find Sources include -type f) Package.swift scripts/exports.map
+SOURCES := $(shell find Sources include -type f) Package.swift scripts/exports.map Makefile
 
 .PHONY: all lib install stage deps demo check test-header test-swift test-c test-tsan bench clean
 all: lib
