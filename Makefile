@@ -24,7 +24,7 @@ SWIFT_RELEASE := swift build -c release --product taskgate \
 
 SOURCES := $(shell find Sources include -type f) Package.swift scripts/exports.map Makefile
 
-.PHONY: all lib install stage deps demo check test-header test-swift test-c test-tsan bench clean
+.PHONY: all lib install stage deps demo check test-header test-library test-swift test-c test-tsan bench clean
 all: lib
 lib: $(BUILD)/lib/libtaskgate.so
 
@@ -56,7 +56,7 @@ demo: deps stage
 		examples/checksum_files.c $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs taskgate)
 	$(BUILD)/checksum_files examples/data $(BUILD)/data.manifest
 
-check: deps test-header test-swift test-c test-tsan
+check: deps test-header test-library test-swift test-c test-tsan
 
 # The header compiles as C99 and C++ with warnings as errors, and agrees with the exports.
 test-header:
@@ -64,6 +64,9 @@ test-header:
 	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c - <<< '#include "taskgate.h"'
 	g++ -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c++ - <<< '#include "taskgate.h"'
 	BUILD=$(BUILD) Tests/c/header_drift.sh
+
+test-library: lib
+	Tests/c/check_library.sh $(BUILD)/lib/libtaskgate.so
 
 test-swift:
 	swift test 2>&1 | tee $(BUILD)/swift-test.log | tail -n 40; exit $${PIPESTATUS[0]}
