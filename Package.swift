@@ -18,7 +18,8 @@ let package = Package(
         // The public C header's types, for the thunks (prototypes hidden: the thunks define them).
         .target(name: "CTaskGateABI"),
         // The engine, plain Swift, no knowledge of the C ABI.
-        .target(name: "TaskGateCore", dependencies: ["CTaskGateSupport"], swiftSettings: engineFlags),
+        .target(name: "TaskGateCore", dependencies: ["CTaskGateSupport"], exclude: ["README.md"],
+                swiftSettings: engineFlags),
         // @_cdecl thunks only.
         .target(name: "TaskGate", dependencies: ["TaskGateCore", "CTaskGateABI", "CTaskGateSupport"],
                 swiftSettings: engineFlags),

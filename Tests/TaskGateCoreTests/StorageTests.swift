@@ -85,7 +85,8 @@ import Glibc
 }
 
 @Suite struct WorkDequeTests {
-    /// The owner pushes and pops while thieves steal: every item comes out exactly once.
+    /// The owner pushes and takes while thieves steal: every item comes out exactly once,
+    /// and what the owner takes comes out oldest first.
     @Test(arguments: [1, 3])
     func everyItemExactlyOnce(thieves: Int) async throws {
         let deque = WorkDeque()
@@ -122,12 +123,12 @@ import Glibc
                 if deque.push(Int32(next)) { next += 1; pushed += 1 } else { break }
             }
             for _ in 0..<(pushed / 2) {
-                let x = deque.pop()
+                let x = deque.take()
                 if x >= 0 { tgs_add_u32(seen + Int(x), 1) }
             }
         }
         while true {
-            let x = deque.pop()
+            let x = deque.take()
             if x < 0 { break }
             tgs_add_u32(seen + Int(x), 1)
         }

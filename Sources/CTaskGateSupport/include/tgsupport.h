@@ -111,6 +111,7 @@ enum {
   TGS_TASK_CRITICAL = 1u << 0,
   TGS_TASK_HAS_PATHS = 1u << 1,
   TGS_TASK_HAS_TIMEOUT = 1u << 2,
+  TGS_TASK_HAS_DEPS = 1u << 3,
 };
 
 /* One record per submitted task, in the pool's task slab: exactly 128 bytes,

@@ -229,6 +229,7 @@ public final class TaskPool: @unchecked Sendable {
         let groupsBase = groupNames.count
         batchEdges.removeAll(keepingCapacity: true)
         var cwd: String? = nil
+        var anyDependencies = false
 
         func refuse(_ e: TaskGateError) -> TaskGateError {
             ids.rollbackBatch()
@@ -263,6 +264,7 @@ public final class TaskPool: @unchecked Sendable {
             let hash = withUnsafeBytes(of: &hashes) { $0.load(fromByteOffset: (i % ahead) * 8, as: UInt64.self) }
             hashAhead(i + ahead)
             let s = spec(i)
+            if !s.dependencies.isEmpty { anyDependencies = true }
             let idx = tasks.append()
             let t = task(idx)
             t.initialize(to: tgs_task())
@@ -311,8 +313,9 @@ public final class TaskPool: @unchecked Sendable {
         }
 
         // Phase 2: dependencies, by id, in this batch or before it.
-        for i in 0..<count {
+        for i in 0..<count where anyDependencies {
             let s = spec(i)
+            if !s.dependencies.isEmpty { task(base + i).pointee.flags |= UInt8(TGS_TASK_HAS_DEPS) }
             for d in s.dependencies {
                 guard let d else { throw refuse(.invalid("\(describe(s.id, i)): dependency list holds NULL")) }
                 let p = ids.find(d, strlen(d), tasks: tasks)
@@ -326,6 +329,7 @@ public final class TaskPool: @unchecked Sendable {
         guard edges.reserve(batchEdges.count) else { throw refuse(.outOfRange("too many dependency edges")) }
         let now = tgs_monotonic_ns()
         tgs_add_sc_i64(admitted, Int64(count))
+        for lane in 0..<3 { readyScratch[lane].removeAll(keepingCapacity: true) }
         for i in base..<(base + count) {
             let t = task(i)
             t.pointee.submit_ns = now
@@ -337,18 +341,28 @@ public final class TaskPool: @unchecked Sendable {
                     tgs_store_u32(&group(g).pointee.critical, 1)
                 }
             }
-        }
-        tgs_store_i64(submitted, Int64(base + count))
-        for (child, parent) in batchEdges { attach(child: child, parent: parent) }
-        for lane in 0..<3 { readyScratch[lane].removeAll(keepingCapacity: true) }
-        for i in base..<(base + count) {
-            let t = task(i)
-            if tgs_load_i32(&t.pointee.cause) >= 0 {
-                skip(Int32(i), worker: -1)
-            } else if tgs_add_i32(&t.pointee.pending, -1) == 1,
-                      tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_PENDING), UInt32(TGS_STATE_QUEUED)) != 0 {
+            if t.pointee.flags & UInt8(TGS_TASK_HAS_DEPS) == 0 {
+                // No other thread can reach this task yet: it is in no queue
+                // and no parent's list, `submitted` does not cover it, and
+                // lookups need the lock held here. Plain stores do.
+                t.pointee.pending = 0
+                t.pointee.state = UInt32(TGS_STATE_QUEUED)
                 t.pointee.ready_ns = now
                 readyScratch[Int(t.pointee.priority)].append(Int32(i))
+            }
+        }
+        if anyDependencies {
+            for (child, parent) in batchEdges { attach(child: child, parent: parent) }
+            for i in base..<(base + count) {
+                let t = task(i)
+                if t.pointee.flags & UInt8(TGS_TASK_HAS_DEPS) == 0 { continue }
+                if tgs_load_i32(&t.pointee.cause) >= 0 {
+                    skip(Int32(i), worker: -1)
+                } else if tgs_add_i32(&t.pointee.pending, -1) == 1,
+                          tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_PENDING), UInt32(TGS_STATE_QUEUED)) != 0 {
+                    t.pointee.ready_ns = now
+                    readyScratch[Int(t.pointee.priority)].append(Int32(i))
+                }
             }
         }
         var woken = 0
@@ -356,6 +370,9 @@ public final class TaskPool: @unchecked Sendable {
             readyScratch[lane].withUnsafeBufferPointer { injectors[lane].push(contentsOf: $0) }
             woken += readyScratch[lane].count
         }
+        // Published last: a thread walking 0 ..< submitted (cancel_all) must
+        // not meet a task that is still being wired.
+        tgs_store_i64(submitted, Int64(base + count))
         if woken > 0 { wakeWorkers(woken) }
         return UInt64(base)
     }
