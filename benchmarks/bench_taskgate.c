@@ -38,7 +38,9 @@
 #include <taskgate.h>
 
 #define N 1000000L         /* tasks per measurement */
-#define BATCH 4096L        /* tg_pool_submit_batch chunk */
+#ifndef BATCH
+#define BATCH 4096L /* tg_pool_submit_batch chunk (-DBATCH=... to change) */
+#endif
 #define FANOUT 1000L       /* DAG: width of each fan-out layer */
 #define MAX_REPS 64
 
@@ -378,14 +380,18 @@ int main(int argc, char **argv) {
     CHECK(tg_pool_destroy(pool));
   }
 
+  char note_batch[96], note_anon[96], note_dag[128];
+  snprintf(note_batch, sizeof note_batch, "ids, tg_pool_submit_batch by %ld", BATCH);
+  snprintf(note_anon, sizeof note_anon, "anonymous, tg_pool_submit_batch by %ld", BATCH);
+  snprintf(note_dag, sizeof note_dag, "root + %ld x (%ld-wide fan-out + join), ids, tg_pool_submit_batch by %ld",
+           (long)DAG_ROUNDS, FANOUT, BATCH);
+
   fill_independent(1);
   measure("taskgate_single_1e6_empty", workers, reps, SINGLE, 1, 0, "ids, tg_pool_submit one by one");
-  measure("taskgate_batch_1e6_empty", workers, reps, BATCH_SUBMIT, 1, 0, "ids, tg_pool_submit_batch by 4096");
+  measure("taskgate_batch_1e6_empty", workers, reps, BATCH_SUBMIT, 1, 0, note_batch);
   fill_independent(0);
-  measure("taskgate_anon_batch_1e6_empty", workers, reps, BATCH_SUBMIT, 0, 0,
-          "anonymous, tg_pool_submit_batch by 4096");
+  measure("taskgate_anon_batch_1e6_empty", workers, reps, BATCH_SUBMIT, 0, 0, note_anon);
   fill_dag();
-  measure("taskgate_dag_1e6", workers, reps, BATCH_SUBMIT, 1, 1,
-          "root + 999 x (1000-wide fan-out + join), ids, tg_pool_submit_batch by 4096");
+  measure("taskgate_dag_1e6", workers, reps, BATCH_SUBMIT, 1, 1, note_dag);
   return 0;
 }
