@@ -258,10 +258,15 @@ int tg_pool_wait_all(tg_pool *pool, int64_t timeout_ms);
    and its declared paths stay claimed until it returns.
    TG_EFINISHED if the task had already ended. */
 int tg_pool_cancel(tg_pool *pool, const char *id);
-/* Cancels the group's unfinished tasks; *out_count (may be NULL) receives how
-   many were cancelled. */
+/* Cancels the group's unfinished tasks, submitted so far, as one step: none of
+   them starts after the call began. *out_count (may be NULL) receives how many
+   this call cancelled. A task outside the group that depends on one of them
+   ends as TG_STATUS_SKIPPED. */
 int tg_pool_cancel_group(tg_pool *pool, const char *group, size_t *out_count);
-/* Cancels every unfinished task of the pool; the pool stays usable. */
+/* Cancels every unfinished task submitted so far, as one step (none of them
+   starts after the call began); the pool stays usable for later submissions.
+   A pending task whose dependency is cancelled first may end as
+   TG_STATUS_SKIPPED instead, and is then not counted in *out_count. */
 int tg_pool_cancel_all(tg_pool *pool, size_t *out_count);
 
 /* ---- results ----------------------------------------------------------------- */

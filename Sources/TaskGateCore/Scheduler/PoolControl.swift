@@ -35,6 +35,7 @@ public enum ShutdownMode: Sendable { case drain, abort }
 
 private let failedWithoutMessage: StaticString = "the processor reported failure"
 let abortNote = "cancelled: the pool was shut down (abort)"
+let cancelAllNote = "cancelled: the pool's tasks were cancelled"
 
 extension TaskPool {
     // MARK: - Threads
@@ -251,18 +252,19 @@ extension TaskPool {
 
     public func cancel(group name: UnsafePointer<CChar>) throws(TaskGateError) -> Int {
         let g = try lookupGroup(name)
-        submitLock.lock()
-        let members = groupMembers[Int(g)]
-        submitLock.unlock()
-        let note = "cancelled: group '\(String(cString: name))' was cancelled"
-        return members.reduce(0) { $0 + (cancel($1, note: note) ? 1 : 0) }
+        return cancelGroup(g, note: "cancelled: group '\(String(cString: name))' was cancelled")
     }
 
+    /// Cancels every task submitted so far that has not ended; tasks not yet
+    /// started will not start. The pool stays usable for later submissions.
     @discardableResult
-    public func cancelAll(note: String = "cancelled: the pool's tasks were cancelled") -> Int {
+    public func cancelAll() -> Int {
+        submitLock.lock()  // no batch is half-wired while the watermark moves
         let n = submittedCount
+        if tgs_load_i64(cancelBelow) < Int64(n) { tgs_store_sc_i64(cancelBelow, Int64(n)) }
+        submitLock.unlock()
         var count = 0
-        for i in 0..<n where cancel(Int32(i), note: note) { count += 1 }
+        for i in 0..<n where cancel(Int32(i), note: cancelAllNote) { count += 1 }
         return count
     }
 
@@ -281,8 +283,8 @@ extension TaskPool {
         tgs_futex_wake(waitSeq, Int32.max)
         if threadsJoined { return }
         if mode == .abort {
-            tgs_store_u32(aborting, 1)
-            cancelAll(note: abortNote)
+            tgs_store_sc_i64(cancelBelow, Int64.max)
+            for i in 0..<submittedCount { cancel(Int32(i), note: abortNote) }
         }
         try waitAll(timeout: left())
         requestStop()

@@ -61,6 +61,9 @@ struct Edge {
 /// Per-group counters, in a slab so workers reach them without a lock.
 struct GroupState {
     var unfinished: Int64
+    /// Tasks of the group with a lower index that have not started never will
+    /// (cancel_group, a critical failure); see TaskPool.cancelBelow.
+    var cancelBelow: Int64
     var critical: UInt32
     var pad: UInt32
 }
@@ -133,8 +136,12 @@ public final class TaskPool: @unchecked Sendable {
     /// Non-zero once shutdown began (no more submissions).
     @inline(__always) var closed: UnsafeMutablePointer<UInt32> { (words + 264).assumingMemoryBound(to: UInt32.self) }
     @inline(__always) var timerStarted: UnsafeMutablePointer<UInt32> { (words + 268).assumingMemoryBound(to: UInt32.self) }
-    /// Non-zero once an aborting shutdown began: workers start nothing more.
-    @inline(__always) var aborting: UnsafeMutablePointer<UInt32> { (words + 272).assumingMemoryBound(to: UInt32.self) }
+    /// Tasks with a lower index that have not started never will: cancel_all
+    /// raises it to the tasks submitted so far, an aborting shutdown to the
+    /// maximum. A worker checks it just after claiming a task, so a bulk
+    /// cancellation is atomic with respect to starts (otherwise a worker freed
+    /// by one cancellation could start a task the loop has not reached yet).
+    @inline(__always) var cancelBelow: UnsafeMutablePointer<Int64> { (words + 448).assumingMemoryBound(to: Int64.self) }
     @inline(__always) var permits: UnsafeMutablePointer<UInt32> { (words + 320).assumingMemoryBound(to: UInt32.self) }
     @inline(__always) var permitWaiters: UnsafeMutablePointer<Int32> { (words + 324).assumingMemoryBound(to: Int32.self) }
     /// One bit per sleeping worker.
@@ -392,7 +399,7 @@ public final class TaskPool: @unchecked Sendable {
         if let g = groupIndex[key] { return g }
         _ = groups.reserve(1)
         let g = Int32(groups.append())
-        group(g).initialize(to: GroupState(unfinished: 0, critical: 0, pad: 0))
+        group(g).initialize(to: GroupState(unfinished: 0, cancelBelow: 0, critical: 0, pad: 0))
         groupNames.append(UnsafePointer(strdup(name)!))
         groupMembers.append([])
         groupIndex[key] = g

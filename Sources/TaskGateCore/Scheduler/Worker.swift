@@ -157,13 +157,19 @@ extension TaskPool {
     func execute(_ i: Int32, on w: Worker) {
         let t = task(i)
         if tgs_load_u32(&t.pointee.state) != UInt32(TGS_STATE_QUEUED) { return }  // cancelled while queued
-        if tgs_load_relaxed_u32(aborting) != 0 {
-            cancel(i, note: abortNote)  // an aborting pool starts nothing new
-            return
-        }
         let hasPaths = t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS) != 0
         if hasPaths && !pathGate.tryClaim(i, pool: self) { return }  // parked until a path frees up
-        guard tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_QUEUED), UInt32(TGS_STATE_RUNNING)) != 0 else {
+        guard tgs_cas_sc_u32(&t.pointee.state, UInt32(TGS_STATE_QUEUED), UInt32(TGS_STATE_RUNNING)) != 0 else {
+            if hasPaths { releasePaths(i, worker: w.index) }
+            return
+        }
+        // Claimed; but a bulk cancellation that began before the claim wins.
+        // Its loop has not reached this task yet (had it, the claim would have
+        // failed), so hand the task back unstarted and let the loop end and
+        // count it. Sequentially consistent on both sides: the canceller
+        // raises the watermark, then walks the states.
+        if cancelledBeforeStart(i, t) {
+            _ = tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_QUEUED))
             if hasPaths { releasePaths(i, worker: w.index) }
             return
         }
@@ -359,12 +365,28 @@ extension TaskPool {
     private func cascadeCritical(_ failed: Int32, group g: Int32) {
         let t = task(failed)
         submitLock.lock()
-        let members = groupMembers[Int(g)]
         let name = String(cString: groupNames[Int(g)])
         submitLock.unlock()
         let who = t.pointee.id.map { "'\(String(cString: $0))'" } ?? "#\(failed)"
-        let note = "cancelled: task \(who) of critical group '\(name)' \(TaskStatus(rawValue: tgs_load_u32(&t.pointee.state))?.name ?? "failed")"
-        for m in members where m != failed { _ = cancel(m, note: note) }
+        let st = TaskStatus(rawValue: tgs_load_u32(&t.pointee.state))?.name ?? "failed"
+        _ = cancelGroup(g, note: "cancelled: task \(who) of critical group '\(name)' \(st)")
+    }
+
+    /// True when a bulk cancellation covers task `i`, which has not started.
+    @inline(__always) func cancelledBeforeStart(_ i: Int32, _ t: UnsafeMutablePointer<tgs_task>) -> Bool {
+        if Int64(i) < tgs_load_sc_i64(cancelBelow) { return true }
+        let g = t.pointee.group
+        return g >= 0 && Int64(i) < tgs_load_sc_i64(&group(g).pointee.cancelBelow)
+    }
+
+    /// Cancels every unfinished task of group `g` submitted so far, atomically
+    /// with respect to starts. Returns how many this call cancelled.
+    func cancelGroup(_ g: Int32, note: String) -> Int {
+        submitLock.lock()
+        let members = groupMembers[Int(g)]
+        if let last = members.last { tgs_store_sc_i64(&group(g).pointee.cancelBelow, Int64(last) + 1) }
+        submitLock.unlock()
+        return members.reduce(0) { $0 + (cancel($1, note: note) ? 1 : 0) }
     }
 
     /// Cancels one task unless it has ended. True when this call cancelled it.
