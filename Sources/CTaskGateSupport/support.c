@@ -84,3 +84,14 @@ void *tgs_map(size_t bytes, int huge) {
 void tgs_unmap(void *p, size_t bytes) {
   if (p) munmap(p, tgs_round(bytes));
 }
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void tgs_populate(void *p, size_t bytes) {
+  /* Never writes: another thread may already be filling these pages. On a
+     kernel without MADV_POPULATE_WRITE (before 5.14) this fails and the
+     pages are faulted by their first writer, as without it. */
+  (void)madvise(p, tgs_round(bytes), MADV_POPULATE_WRITE);
+}

@@ -183,6 +183,11 @@ _Static_assert(sizeof(tgs_task) == 128, "tgs_task must stay 128 bytes");
    Sizes are rounded up to pages. NULL when out of memory. */
 void *tgs_map(size_t bytes, int huge);
 void tgs_unmap(void *p, size_t bytes);
+/* Faults in the pages of a tgs_map'ed span on the calling thread (the kernel
+   zeroes them here rather than in the thread that writes them first), without
+   changing their contents: madvise(MADV_POPULATE_WRITE). A no-op where the
+   kernel lacks it. */
+void tgs_populate(void *p, size_t bytes);
 
 /* Calls a processor. Kept in C so the call is a plain indirect call. */
 typedef int (*tgs_processor_fn)(tgs_task *ctx, void *user);

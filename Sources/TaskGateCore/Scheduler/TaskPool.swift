@@ -136,6 +136,11 @@ public final class TaskPool: @unchecked Sendable {
     /// Non-zero once shutdown began (no more submissions).
     @inline(__always) var closed: UnsafeMutablePointer<UInt32> { (words + 264).assumingMemoryBound(to: UInt32.self) }
     @inline(__always) var timerStarted: UnsafeMutablePointer<UInt32> { (words + 268).assumingMemoryBound(to: UInt32.self) }
+    /// A freshly mapped slab chunk (address, bytes) that an idle worker may
+    /// fault in, so the submitting thread does not pay the kernel's zeroing.
+    @inline(__always) var prefault: UnsafeMutablePointer<UInt64> { (words + 464).assumingMemoryBound(to: UInt64.self) }
+    @inline(__always) var prefaultBytes: UnsafeMutablePointer<UInt64> { (words + 472).assumingMemoryBound(to: UInt64.self) }
+
     /// Tasks with a lower index that have not started never will: cancel_all
     /// raises it to the tasks submitted so far, an aborting shutdown to the
     /// maximum. A worker checks it just after claiming a task, so a bulk
@@ -229,6 +234,7 @@ public final class TaskPool: @unchecked Sendable {
         guard base + count < Int(Int32.max) - 1, tasks.reserve(count), completionLog.ensureCapacity(base + count) else {
             throw .outOfRange("the pool holds at most \(Int32.max - 2) tasks")
         }
+        if let (chunk, bytes) = tasks.mapAhead() { offerPrefault(chunk, bytes) }
         ids.beginBatch(reserving: count, tasks: tasks)
         let arenaMark = bytes.mark()
         let claimsBase = claims.count
@@ -382,6 +388,14 @@ public final class TaskPool: @unchecked Sendable {
         tgs_store_i64(submitted, Int64(base + count))
         if woken > 0 { wakeWorkers(woken) }
         return UInt64(base)
+    }
+
+    /// Leaves a fresh chunk for an idle worker to fault in (see Worker.idle).
+    /// A chunk nobody took is simply faulted by whoever first writes it.
+    private func offerPrefault(_ chunk: UnsafeMutableRawPointer, _ bytes: Int) {
+        tgs_store_u64(prefaultBytes, UInt64(bytes))
+        tgs_store_u64(prefault, UInt64(UInt(bitPattern: chunk)))
+        if workerCount > 0 { wakeWorkers(1) }
     }
 
     /// One task; the common case, without the batch's scratch lists.

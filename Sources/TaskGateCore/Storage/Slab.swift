@@ -57,6 +57,15 @@ struct Slab<Element>: @unchecked Sendable {
         return true
     }
 
+    /// When fewer than half a chunk of room is left beyond `count`, maps the
+    /// next chunk now and returns it, so another thread can fault its pages in
+    /// before the appender reaches them. Nil when nothing was mapped.
+    mutating func mapAhead() -> (UnsafeMutableRawPointer, Int)? {
+        let room = (allocatedChunks << chunkShift) - count
+        guard room < chunkSize / 2, ensureCapacity(count + room + 1) else { return nil }
+        return (UnsafeMutableRawPointer(chunks[allocatedChunks - 1]!), chunkBytes)
+    }
+
     /// Appends one element (zeroed, or left from a refused batch) and returns its index. Call `reserve` first.
     @inline(__always) mutating func append() -> Int {
         let i = count
