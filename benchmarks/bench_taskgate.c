@@ -386,12 +386,20 @@ int main(int argc, char **argv) {
   snprintf(note_dag, sizeof note_dag, "root + %ld x (%ld-wide fan-out + join), ids, tg_pool_submit_batch by %ld",
            (long)DAG_ROUNDS, FANOUT, BATCH);
 
-  fill_independent(1);
-  measure("taskgate_single_1e6_empty", workers, reps, SINGLE, 1, 0, "ids, tg_pool_submit one by one");
-  measure("taskgate_batch_1e6_empty", workers, reps, BATCH_SUBMIT, 1, 0, note_batch);
-  fill_independent(0);
-  measure("taskgate_anon_batch_1e6_empty", workers, reps, BATCH_SUBMIT, 0, 0, note_anon);
-  fill_dag();
-  measure("taskgate_dag_1e6", workers, reps, BATCH_SUBMIT, 1, 1, note_dag);
+  /* TG_BENCH_ONLY=single|batch|anon|dag runs one variant (for profiling). */
+  const char *only = getenv("TG_BENCH_ONLY");
+#define WANT(name) (!only || strcmp(only, name) == 0)
+  if (WANT("single") || WANT("batch")) fill_independent(1);
+  if (WANT("single")) measure("taskgate_single_1e6_empty", workers, reps, SINGLE, 1, 0, "ids, tg_pool_submit one by one");
+  if (WANT("batch")) measure("taskgate_batch_1e6_empty", workers, reps, BATCH_SUBMIT, 1, 0, note_batch);
+  if (WANT("anon")) {
+    fill_independent(0);
+    measure("taskgate_anon_batch_1e6_empty", workers, reps, BATCH_SUBMIT, 0, 0, note_anon);
+  }
+  if (WANT("dag")) {
+    fill_dag();
+    measure("taskgate_dag_1e6", workers, reps, BATCH_SUBMIT, 1, 1, note_dag);
+  }
+#undef WANT
   return 0;
 }

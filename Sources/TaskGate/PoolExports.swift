@@ -148,7 +148,7 @@ public func tg_pool_submit_batch(_ p: UnsafeMutablePointer<tg_pool>?, _ tasks: U
         if let message = problem(d, i, batch: true) { return fail(TG_EINVAL, message) }
     }
     do {
-        let first = try pool.submitBatch(count: count) { spec(at($0)) }
+        let first = try pool.submitBatch(count: count, id: { at($0).pointee.id }, spec: { spec(at($0)) })
         outFirst?.pointee = first
     } catch { return fail(error) }
     return ok()

@@ -77,6 +77,36 @@ import Glibc
         try pool.finish()
     }
 
+    /// Regression: a join's recorded start preceded the end of a parent that
+    /// finished on another worker (its ready time came from the parent that
+    /// released it, not the last to end). Checked on the pool's own timestamps.
+    @Test(arguments: [2, 4])
+    func recordedStartsNeverPrecedeParentsOrSubmission(workers: Int) throws {
+        let pool = try TaskPool(PoolConfiguration(workers: workers))
+        let spin = Job { _ in
+            let until = tgs_monotonic_ns() + 2_000
+            while tgs_monotonic_ns() < until {}
+            return 0
+        }
+        var defs: [Def] = []
+        for r in 0..<50 {
+            let parents = (0..<40).map { "r\(r)p\($0)" }
+            defs += parents.map { Def(id: $0, deps: r == 0 ? [] : ["r\(r - 1)join"], job: spin) }
+            defs.append(Def(id: "r\(r)join", deps: parents, job: spin))
+        }
+        try pool.submit(defs)
+        try pool.waitAll(timeout: ten)
+        var late = 0, early = 0
+        for d in defs {
+            let child = try pool.resultView(d.id!)
+            if child.startNanoseconds < child.submitNanoseconds { early += 1 }
+            for p in d.deps where try pool.resultView(p).endNanoseconds > child.startNanoseconds { late += 1 }
+        }
+        #expect(early == 0)
+        #expect(late == 0)
+        try pool.finish()
+    }
+
     @Test func cyclesAreRefusedAndNamed() throws {
         let pool = try TaskPool(PoolConfiguration(workers: 2))
         #expect(throws: TaskGateError.cycle(["a", "b", "c", "a"])) {

@@ -106,6 +106,7 @@ public final class TaskPool: @unchecked Sendable {
     var groupMembers: [[Int32]] = []
     var pathIndex: [String: Int32] = [:]
     var batchEdges: [(child: Int32, parent: Int32)] = []
+    var depHashes: [UInt64] = []
     var readyScratch: [[Int32]] = [[], [], []]
 
     // Scheduling.
@@ -226,6 +227,13 @@ public final class TaskPool: @unchecked Sendable {
     /// Submits `count` tasks, all or nothing; returns the first submission number.
     /// `spec(i)` is called more than once per task.
     public func submitBatch(count: Int, spec: (Int) -> TaskSpec) throws(TaskGateError) -> UInt64 {
+        try submitBatch(count: count, id: { spec($0).id }, spec: spec)
+    }
+
+    /// The same, with a cheap accessor for task `i`'s id alone (used to hash
+    /// ids ahead of the task being submitted).
+    public func submitBatch(count: Int, id idOf: (Int) -> UnsafePointer<CChar>?,
+                            spec: (Int) -> TaskSpec) throws(TaskGateError) -> UInt64 {
         guard count > 0 else { throw .invalid("a batch needs at least one task") }
         submitLock.lock()
         defer { submitLock.unlock() }
@@ -265,16 +273,21 @@ public final class TaskPool: @unchecked Sendable {
         // random, so each insert would wait on a cache miss: hash a few tasks
         // ahead and prefetch their slots while inserting the current one.
         let ahead = 8
+        // (hash, length) of the ids of tasks i ..< i + ahead, in a ring.
         var hashes = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var lengths = (0, 0, 0, 0, 0, 0, 0, 0)
         func hashAhead(_ k: Int) {
-            guard k < count, let id = spec(k).id else { return }
-            let h = IdIndex.hash(id, strlen(id))
+            guard k < count, let id = idOf(k) else { return }
+            let len = strlen(id)
+            let h = IdIndex.hash(id, len)
             withUnsafeMutableBytes(of: &hashes) { $0.storeBytes(of: h, toByteOffset: (k % ahead) * 8, as: UInt64.self) }
+            withUnsafeMutableBytes(of: &lengths) { $0.storeBytes(of: len, toByteOffset: (k % ahead) * 8, as: Int.self) }
             ids.prefetch(hash: h)
         }
         for k in 0..<min(ahead, count) { hashAhead(k) }
         for i in 0..<count {
             let hash = withUnsafeBytes(of: &hashes) { $0.load(fromByteOffset: (i % ahead) * 8, as: UInt64.self) }
+            let idLength = withUnsafeBytes(of: &lengths) { $0.load(fromByteOffset: (i % ahead) * 8, as: Int.self) }
             hashAhead(i + ahead)
             let s = spec(i)
             if !s.dependencies.isEmpty { anyDependencies = true }
@@ -302,7 +315,7 @@ public final class TaskPool: @unchecked Sendable {
                 t.pointee.flags |= UInt8(TGS_TASK_HAS_TIMEOUT)
             }
             if let id = s.id {
-                let len = strlen(id)
+                let len = idLength
                 if len == 0 { throw refuse(.invalid("task #\(i) of the batch: the id is empty (use NULL for an anonymous task)")) }
                 t.pointee.id = UnsafePointer(bytes.copy(id, count: len, terminate: true).assumingMemoryBound(to: CChar.self))
                 if ids.insert(t.pointee.id, hash: hash, index: idx, tasks: tasks) >= 0 {
@@ -325,18 +338,31 @@ public final class TaskPool: @unchecked Sendable {
             }
         }
 
-        // Phase 2: dependencies, by id, in this batch or before it.
+        // Phase 2: dependencies, by id, in this batch or before it. A task's
+        // dependencies are hashed and their slots prefetched first, then looked
+        // up: a join over many tasks would otherwise wait on one miss per id.
+        var forwardEdge = false
         for i in 0..<count where anyDependencies {
             let s = spec(i)
-            if !s.dependencies.isEmpty { task(base + i).pointee.flags |= UInt8(TGS_TASK_HAS_DEPS) }
+            if s.dependencies.isEmpty { continue }
+            task(base + i).pointee.flags |= UInt8(TGS_TASK_HAS_DEPS)
+            depHashes.removeAll(keepingCapacity: true)
             for d in s.dependencies {
                 guard let d else { throw refuse(.invalid("\(describe(s.id, i)): dependency list holds NULL")) }
-                let p = ids.find(d, strlen(d), tasks: tasks)
-                if p < 0 { throw refuse(.unknownDependency(task: describe(s.id, i, quoted: false), dependency: String(cString: d))) }
+                let h = IdIndex.hash(d, strlen(d))
+                ids.prefetch(hash: h)
+                depHashes.append(h)
+            }
+            for (k, d) in s.dependencies.enumerated() {
+                let p = ids.find(d!, hash: depHashes[k], tasks: tasks)
+                if p < 0 { throw refuse(.unknownDependency(task: describe(s.id, i, quoted: false), dependency: String(cString: d!))) }
+                if p >= base + i { forwardEdge = true }
                 batchEdges.append((Int32(base + i), Int32(p)))
             }
         }
-        if let cycle = findCycle(base: base, count: count) { throw refuse(.cycle(cycle)) }
+        // Only an edge to the same or a later task of the batch can close a
+        // cycle: with none, every edge points back and there is none to find.
+        if forwardEdge, let cycle = findCycle(base: base, count: count) { throw refuse(.cycle(cycle)) }
 
         // Phase 3: commit. Nothing can fail from here on.
         guard edges.reserve(batchEdges.count) else { throw refuse(.outOfRange("too many dependency edges")) }

@@ -26,11 +26,13 @@ final class Worker: @unchecked Sendable {
     /// End of the task this worker just ran, or 0. A worker going straight from
     /// one task to the next stamps the next one's start with
     /// max(this, its ready time) instead of reading the clock again (21 ns on
-    /// the VMs measured; a third of an empty task's cost). Never earlier than
-    /// the task's submission or its parents' ends; late by at most the time to
-    /// take the task. Cleared whenever the worker idles or takes a task it does
-    /// not run, and not used for tasks with declared paths, whose intervals
-    /// must show that writers never overlap.
+    /// the VMs measured; a third of an empty task's cost). Only for tasks with
+    /// neither dependencies nor declared paths, whose ready time is their
+    /// submission: the stamp is never before it, and late by at most the time
+    /// to take the task. (A dependent's ready time is the end of the parent
+    /// that released it, not necessarily the last parent to end; a writer's
+    /// interval must show it never overlapped another writer.) Cleared
+    /// whenever the worker idles or takes a task it does not run.
     var lastEnd: Int64 = 0
 
     init(index: Int, pool: TaskPool) {
@@ -206,7 +208,8 @@ extension TaskPool {
         }
         // Relaxed atomics: a canceller may publish the end of this task before
         // these stores, and readers of its result then race with them.
-        let start = w.lastEnd != 0 && !hasPaths ? max(w.lastEnd, t.pointee.ready_ns) : tgs_monotonic_ns()
+        let clockFree = w.lastEnd != 0 && t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS | TGS_TASK_HAS_DEPS) == 0
+        let start = clockFree ? max(w.lastEnd, t.pointee.ready_ns) : tgs_monotonic_ns()
         let attempt = t.pointee.attempts + 1
         tgs_store_relaxed_i64(&t.pointee.start_ns, start)
         tgs_store_relaxed_i32(&t.pointee.worker, Int32(w.index))

@@ -65,7 +65,11 @@ struct IdIndex: @unchecked Sendable {
 
     /// Index of the task with this id, or -1.
     func find(_ key: UnsafePointer<CChar>, _ len: Int, tasks: Slab<tgs_task>) -> Int {
-        let tag = Self.hash(key, len) >> 32
+        find(key, hash: Self.hash(key, len), tasks: tasks)
+    }
+
+    func find(_ key: UnsafePointer<CChar>, hash: UInt64, tasks: Slab<tgs_task>) -> Int {
+        let tag = hash >> 32
         var i = Int(tag) & mask
         while true {
             let s = slots[i]
