@@ -181,7 +181,7 @@ import Glibc
             readers.subtract(1, ordering: .sequentiallyConsistent)
             return 0
         }
-        let cwd = PathNormalizer.currentDirectory()
+        let cwd = String(decoding: PathNormalizer.currentDirectory(), as: UTF8.self)
         let spellings = ["out/./f", "out//f", "out/f", cwd + "/out/f", "out/sub/../f"]
         var defs = (0..<40).map { Def(id: "w\($0)", writes: [spellings[$0 % spellings.count]], job: writer) }
         // Readers of the same file never overlap a writer either (the default).

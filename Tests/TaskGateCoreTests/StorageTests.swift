@@ -20,6 +20,15 @@ import Glibc
         #expect(PathNormalizer.normalize("..", base: "/") == "/")
     }
 
+    @Test func rootsAndTrailingSegments() {
+        #expect(PathNormalizer.normalize("/", base: "/x") == "/")
+        #expect(PathNormalizer.normalize("///", base: "/x") == "/")
+        #expect(PathNormalizer.normalize("a/b/..", base: "/") == "/a")
+        #expect(PathNormalizer.normalize("./", base: "/w") == "/w")
+        #expect(PathNormalizer.normalize("a/./b/./", base: "/w/") == "/w/a/b")
+        #expect(PathNormalizer.normalize(".hidden/..x", base: "/w") == "/w/.hidden/..x")
+    }
+
     @Test func differentPathsStayDifferent() {
         #expect(PathNormalizer.normalize("a/b", base: "/") != PathNormalizer.normalize("a/c", base: "/"))
         #expect(PathNormalizer.normalize("a/b", base: "/x") != PathNormalizer.normalize("a/b", base: "/y"))

@@ -99,6 +99,7 @@ extension TaskPool {
         groups.release()
         bytes.release()
         ids.release()
+        normalizer.release()
         words.deallocate()
         UnsafeMutableRawPointer(endCounts).deallocate()
         for lane in 0..<3 { injectors[lane].release() }

@@ -104,7 +104,10 @@ public final class TaskPool: @unchecked Sendable {
     var groupIndex: [String: Int32] = [:]
     var groupNames: [UnsafePointer<CChar>] = []
     var groupMembers: [[Int32]] = []
-    var pathIndex: [String: Int32] = [:]
+    var paths = PathTable()
+    var normalizer = PathNormalizer()
+    /// A task's claims while it is being submitted: path id << 1 | write.
+    var claimScratch: [Int32] = []
     var batchEdges: [(child: Int32, parent: Int32)] = []
     var depHashes: [UInt64] = []
     var readyScratch: [[Int32]] = [[], [], []]
@@ -249,7 +252,7 @@ public final class TaskPool: @unchecked Sendable {
         let extrasBase = extras.count
         let groupsBase = groupNames.count
         batchEdges.removeAll(keepingCapacity: true)
-        var cwd: String? = nil
+        var cwd: [UInt8]? = nil
         var anyDependencies = false
 
         func refuse(_ e: TaskGateError) -> TaskGateError {
@@ -333,10 +336,14 @@ public final class TaskPool: @unchecked Sendable {
             if !s.reads.isEmpty || !s.writes.isEmpty {
                 if cwd == nil { cwd = PathNormalizer.currentDirectory() }
                 do throws(TaskGateError) {
-                    try addClaims(t, reads: s.reads, writes: s.writes, cwd: cwd!, name: describe(s.id, i))
+                    try cwd!.withUnsafeBufferPointer { (dir) throws(TaskGateError) in
+                        try addClaims(t, reads: s.reads, writes: s.writes, cwd: dir, id: s.id, position: i)
+                    }
                 } catch { throw refuse(error) }
             }
         }
+
+        if cwd != nil { pathGate.ensureCapacity(paths.count) }
 
         // Phase 2: dependencies, by id, in this batch or before it. A task's
         // dependencies are hashed and their slots prefetched first, then looked
@@ -447,31 +454,42 @@ public final class TaskPool: @unchecked Sendable {
     }
 
     private func addClaims(_ t: UnsafeMutablePointer<tgs_task>, reads: UnsafeBufferPointer<UnsafePointer<CChar>?>,
-                           writes: UnsafeBufferPointer<UnsafePointer<CChar>?>, cwd: String, name: String) throws(TaskGateError) {
-        // path id -> write?; a path both read and written counts as written.
-        var wanted: [Int32: Bool] = [:]
-        for (list, isWrite) in [(reads, false), (writes, true)] {
+                           writes: UnsafeBufferPointer<UnsafePointer<CChar>?>, cwd: UnsafeBufferPointer<UInt8>,
+                           id taskId: UnsafePointer<CChar>?, position: Int) throws(TaskGateError) {
+        func name() -> String { describe(taskId, position) }
+        // Claims as path id << 1 | write, deduplicated: a path both read and
+        // written counts as written. A task declares few paths, so a linear
+        // scan beats hashing.
+        claimScratch.removeAll(keepingCapacity: true)
+        func add(_ list: UnsafeBufferPointer<UnsafePointer<CChar>?>, isWrite: Bool) throws(TaskGateError) {
             for p in list {
-                guard let p else { throw .invalid("\(name): \(isWrite ? "write" : "read") list holds NULL") }
-                if p.pointee == 0 { throw .invalid("\(name): an empty path in its \(isWrite ? "writes" : "reads")") }
-                let key = PathNormalizer.normalize(String(cString: p), base: cwd)
+                guard let p else { throw .invalid("\(name()): \(isWrite ? "write" : "read") list holds NULL") }
+                if p.pointee == 0 { throw .invalid("\(name()): an empty path in its \(isWrite ? "writes" : "reads")") }
+                normalizer.normalize(p, base: cwd.baseAddress!, baseCount: cwd.count)
                 let id: Int32
-                if let known = pathIndex[key] { id = known } else {
-                    id = Int32(pathIndex.count)
-                    pathIndex[key] = id
+                if normalizer.count == 0 {
+                    var root = UInt8(ascii: "/")
+                    id = paths.intern(&root, 1, arena: &bytes)
+                } else {
+                    id = paths.intern(normalizer.buffer, normalizer.count, arena: &bytes)
                 }
-                wanted[id] = (wanted[id] ?? false) || isWrite
+                let claim = id << 1 | (isWrite ? 1 : 0)
+                if let k = claimScratch.firstIndex(where: { $0 >> 1 == id }) {
+                    claimScratch[k] |= claim
+                } else {
+                    claimScratch.append(claim)
+                }
             }
         }
-        guard wanted.count <= Int(UInt16.max) else { throw .outOfRange("\(name): more than 65535 declared paths") }
-        pathGate.ensureCapacity(pathIndex.count)
-        _ = claims.reserve(wanted.count)
+        try add(reads, isWrite: false)
+        try add(writes, isWrite: true)
+        guard claimScratch.count <= Int(Int32.max) else { throw .outOfRange("\(name()): too many declared paths") }
+        _ = claims.reserve(claimScratch.count)
         t.pointee.extra.pointee.paths_start = Int32(claims.count)
-        t.pointee.extra.pointee.paths_count = Int32(wanted.count)
+        t.pointee.extra.pointee.paths_count = Int32(claimScratch.count)
         // Sorted, so two tasks always inspect shared paths in the same order.
-        for (id, isWrite) in wanted.sorted(by: { $0.key < $1.key }) {
-            claim(claims.append()).pointee = id << 1 | (isWrite ? 1 : 0)
-        }
+        claimScratch.sort()
+        for c in claimScratch { claim(claims.append()).pointee = c }
         t.pointee.flags |= UInt8(TGS_TASK_HAS_PATHS)
     }
 
