@@ -77,7 +77,11 @@ test-c: stage
 # The core's tests, the 100k-task stress test among them, under ThreadSanitizer,
 # in a build folder of their own.
 test-tsan:
-	swift test --sanitize=thread --scratch-path .build-tsan
+	mkdir -p $(BUILD)
+	TSAN_OPTIONS=halt_on_error=0:exitcode=66 swift test --sanitize=thread --scratch-path .build-tsan 2>&1 \
+		| tee $(BUILD)/tsan.log; status=$${PIPESTATUS[0]}; \
+	if grep -q "WARNING: ThreadSanitizer" $(BUILD)/tsan.log; then \
+		echo "ThreadSanitizer reported races (see $(BUILD)/tsan.log)"; exit 1; fi; exit $$status
 
 bench: deps stage
 	benchmarks/run

@@ -38,16 +38,24 @@ import Glibc
     @Test(arguments: workerCounts)
     func dependenciesOrderAndSkipOnFailure(workers: Int) throws {
         let pool = try TaskPool(PoolConfiguration(workers: workers))
-        let clock = Atomic<Int>(0)
-        final class Times: @unchecked Sendable { var start = [String: Int](); var end = [String: Int](); let lock = Mutex(()) }
-        let times = Times()
+        // Stamps from one counter, stored atomically per task; the map from id
+        // to slot is built before any task runs and only read afterwards.
+        let names = ["a", "b", "c", "d", "bad", "x", "y", "late"]
+        let slot = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        final class Stamps: @unchecked Sendable {
+            let clock = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+            let start = UnsafeMutablePointer<Int64>.allocate(capacity: 8)
+            let end = UnsafeMutablePointer<Int64>.allocate(capacity: 8)
+            init() { clock.initialize(to: 0); start.initialize(repeating: 0, count: 8); end.initialize(repeating: 0, count: 8) }
+            deinit { clock.deallocate(); start.deallocate(); end.deallocate() }
+        }
+        let times = Stamps()
         let record = Job { t in
             let id = String(cString: t.pointee.id!)
-            let s = clock.add(1, ordering: .sequentiallyConsistent).newValue
-            times.lock.withLock { _ in times.start[id] = s }
+            let k = slot[id]!
+            tgs_store_i64(times.start + k, tgs_add_sc_i64(times.clock, 1) + 1)
             usleep(200)
-            let e = clock.add(1, ordering: .sequentiallyConsistent).newValue
-            times.lock.withLock { _ in times.end[id] = e }
+            tgs_store_i64(times.end + k, tgs_add_sc_i64(times.clock, 1) + 1)
             return id.hasPrefix("bad") ? 1 : 0
         }
         // Diamond a -> (b, c) -> d, and a failing branch bad -> x -> y.
@@ -62,12 +70,13 @@ import Glibc
         ])
         try pool.waitAll(timeout: ten)
         for (p, c) in [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")] {
-            #expect(times.end[p]! < times.start[c]!, "\(p) must end before \(c) starts")
+            let ended = tgs_load_i64(times.end + slot[p]!), started = tgs_load_i64(times.start + slot[c]!)
+            #expect(ended > 0 && ended < started, "\(p) must end before \(c) starts")
         }
         #expect(try pool.status("d") == .succeeded)
         #expect(try pool.status("x") == .skipped)
         #expect(try pool.status("y") == .skipped)
-        #expect(times.start["x"] == nil && times.start["y"] == nil)
+        #expect(tgs_load_i64(times.start + slot["x"]!) == 0 && tgs_load_i64(times.start + slot["y"]!) == 0)
         #expect(String(cString: try pool.resultView("x").error!).contains("'bad'"))
         #expect(String(cString: try pool.resultView("y").error!).contains("'x'"))
         // A child submitted after its parent already failed is skipped at once.
@@ -147,7 +156,7 @@ import Glibc
         let pool = try TaskPool(PoolConfiguration(workers: workers, maxConcurrency: 1))
         let gate = Gate()
         try pool.submit(Def(id: "gate", lane: 0, job: Job { _ in gate.wait() ? 0 : 1 }))
-        let order = Mutex<[String]>([])
+        let order = Locked<[String]>([])
         let rec = Job { t in order.withLock { $0.append(String(cString: t.pointee.id!)) }; return 0 }
         var defs: [Def] = []
         for k in 0..<5 {
@@ -259,7 +268,7 @@ import Glibc
     func cancellationOfQueuedRunningAndGroups(workers: Int) throws {
         let pool = try TaskPool(PoolConfiguration(workers: workers, maxConcurrency: 1))
         let gate = Gate()
-        let ran = Mutex<Set<String>>([])
+        let ran = Locked<Set<String>>([])
         let rec = Job { t in ran.withLock { _ = $0.insert(String(cString: t.pointee.id!)) }; return 0 }
         let blocker = Job { t in
             let deadline = tgs_monotonic_ns() + ten

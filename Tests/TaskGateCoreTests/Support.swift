@@ -12,7 +12,7 @@ import Glibc
 /// test process (a task may run after the test's own references are gone).
 final class Job: @unchecked Sendable {
     let body: (UnsafeMutablePointer<tgs_task>) -> Int32
-    private static let keep = Mutex<[Job]>([])
+    private static let keep = Locked<[Job]>([])
     init(_ body: @escaping (UnsafeMutablePointer<tgs_task>) -> Int32) {
         self.body = body
         Job.keep.withLock { $0.append(self) }
@@ -131,4 +131,18 @@ func ok() -> Job { Job { _ in 0 } }
 /// What tg_task_cancelled() reports, for processors written in Swift.
 func cancelled(_ t: UnsafeMutablePointer<tgs_task>) -> Bool {
     tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_CANCEL) != 0
+}
+
+/// A value behind a pthread mutex. The tests use this rather than
+/// Synchronization.Mutex because ThreadSanitizer does not recognise the
+/// latter's futex-based lock and reports the accesses it guards as races.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = Lock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
 }

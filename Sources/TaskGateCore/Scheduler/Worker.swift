@@ -338,7 +338,9 @@ extension TaskPool {
         if worker >= 0 {
             let line = endCounts + worker * 8
             tgs_store_relaxed_i64(line + k, tgs_load_relaxed_i64(line + k) + 1)
-            tgs_store_relaxed_i64(line + TaskPool.endedTotal, tgs_load_relaxed_i64(line + TaskPool.endedTotal) + 1)
+            // Release: a waiter that sees this count (acquire, in endedCount)
+            // also sees everything the task's processor wrote.
+            tgs_store_i64(line + TaskPool.endedTotal, tgs_load_relaxed_i64(line + TaskPool.endedTotal) + 1)
         } else {
             let line = endCounts + workerCount * 8
             tgs_add_i64(line + k, 1)
@@ -353,7 +355,7 @@ extension TaskPool {
     /// Tasks ended so far, summed over the finishers' counters.
     func endedCount(_ k: Int = TaskPool.endedTotal) -> Int64 {
         var sum: Int64 = 0
-        for line in 0...workerCount { sum += tgs_load_relaxed_i64(endCounts + line * 8 + k) }
+        for line in 0...workerCount { sum += tgs_load_i64(endCounts + line * 8 + k) }
         return sum
     }
 
