@@ -162,6 +162,26 @@ static void fill_independent(int with_ids) {
   }
 }
 
+/* N tasks with ids, priorities cycling HIGH, NORMAL, LOW, each declaring a
+   write to one of 1000 paths ("out/d<k>/f<j>.txt", task i writes path i % 1000):
+   1000 writers per path, which must never overlap. */
+#define WRITE_PATHS 1000
+static const char *write_paths[WRITE_PATHS];
+
+static void fill_writes(void) {
+  static char text[WRITE_PATHS][32];
+  for (int j = 0; j < WRITE_PATHS; j++) {
+    snprintf(text[j], sizeof text[j], "out/d%d/f%d.txt", j % 10, j);
+    write_paths[j] = text[j];
+  }
+  fill_independent(1);
+  for (long i = 0; i < N; i++) {
+    descs[i].priority = (int)(i % 3) - 1;
+    descs[i].writes = &write_paths[i % WRITE_PATHS];
+    descs[i].n_writes = 1;
+  }
+}
+
 /* The fan-out/fan-in DAG, in submission order:
      t0                        the root
      then per round r (999 rounds), starting at index b = 1 + r * 1001:
@@ -365,7 +385,7 @@ int main(int argc, char **argv) {
 
   prepare_ids();
   fill_independent(1); /* also touches every descriptor page before the memory reading */
-  /* TG_BENCH_ONLY=mem|single|batch|anon|dag runs one part (benchmarks/run
+  /* TG_BENCH_ONLY=mem|single|batch|anon|writes|dag runs one part (benchmarks/run
      runs each in a process of its own, so one part's freed memory does not
      tax the next one's huge pages; also handy for profiling). */
   const char *only = getenv("TG_BENCH_ONLY");
@@ -397,6 +417,11 @@ int main(int argc, char **argv) {
   if (WANT("anon")) {
     fill_independent(0);
     measure("taskgate_anon_batch_1e6_empty", workers, reps, BATCH_SUBMIT, 0, 0, note_anon);
+  }
+  if (WANT("writes")) {
+    fill_writes();
+    measure("taskgate_writes_1e6", workers, reps, BATCH_SUBMIT, 1, 0,
+            "ids, 3 priorities, each writes 1 of 1000 paths, tg_pool_submit_batch by 4096");
   }
   if (WANT("dag")) {
     fill_dag();
