@@ -12,6 +12,9 @@
  *       time or after it returns TG_OK.
  *     - the tg_task_* functions taking a tg_task_ctx: only from inside the
  *       processor call that received the context, on the thread running it.
+ *   A processor may submit to, cancel in and read results of its own pool.
+ *   It must not wait on its own pool without a timeout (tg_pool_wait*,
+ *   tg_pool_shutdown): the wait would include the calling task itself.
  *
  * OWNERSHIP
  *   - Strings and buffers you pass in are copied before the call returns; you

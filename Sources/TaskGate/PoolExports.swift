@@ -71,7 +71,9 @@ private let descSize = UInt32(MemoryLayout<tg_task_desc>.size)
 @inline(__always)
 private func problem(_ d: UnsafePointer<tg_task_desc>, _ i: Int, batch: Bool) -> String? {
     let t = d.pointee
+    // size_t arrives as Int: a count of 2^63 or more shows as negative.
     let fine = t.fn != nil && t.priority >= TG_PRIORITY_LOW && t.priority <= TG_PRIORITY_HIGH
+        && t.n_deps >= 0 && t.n_reads >= 0 && t.n_writes >= 0 && t.payload_len >= 0
         && (t.n_deps == 0 || t.deps != nil) && (t.n_reads == 0 || t.reads != nil)
         && (t.n_writes == 0 || t.writes != nil) && (t.payload_len == 0 || t.payload != nil)
         && t.flags & ~TG_TASK_CRITICAL == 0
@@ -85,13 +87,18 @@ private func describeProblem(_ d: UnsafePointer<tg_task_desc>, _ i: Int, batch: 
     if d.pointee.priority < TG_PRIORITY_LOW || d.pointee.priority > TG_PRIORITY_HIGH {
         return "\(who): priority \(d.pointee.priority) is not TG_PRIORITY_LOW, _NORMAL or _HIGH"
     }
+    for (field, n) in [("n_deps", d.pointee.n_deps), ("n_reads", d.pointee.n_reads),
+                       ("n_writes", d.pointee.n_writes), ("payload_len", d.pointee.payload_len)] where n < 0 {
+        return "\(who): \(field) is \(UInt(bitPattern: n)), more than any array could hold"
+    }
     if d.pointee.n_deps > 0 && d.pointee.deps == nil { return "\(who): n_deps is \(d.pointee.n_deps) but deps is NULL" }
     if d.pointee.n_reads > 0 && d.pointee.reads == nil { return "\(who): n_reads is \(d.pointee.n_reads) but reads is NULL" }
     if d.pointee.n_writes > 0 && d.pointee.writes == nil { return "\(who): n_writes is \(d.pointee.n_writes) but writes is NULL" }
     if d.pointee.payload_len > 0 && d.pointee.payload == nil {
         return "\(who): payload_len is \(d.pointee.payload_len) but payload is NULL"
     }
-    return "\(who): unknown flags 0x\(String(d.pointee.flags, radix: 16))"
+    if d.pointee.flags & ~TG_TASK_CRITICAL != 0 { return "\(who): unknown flags 0x\(String(d.pointee.flags, radix: 16))" }
+    return "\(who): invalid description"
 }
 
 @inline(__always) private func spec(_ d: UnsafePointer<tg_task_desc>) -> TaskSpec {

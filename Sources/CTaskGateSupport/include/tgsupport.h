@@ -50,6 +50,7 @@ TGS_ATOMIC_OPS(int64_t, i64)
 TGS_ATOMIC_OPS(uint64_t, u64)
 
 static inline int32_t tgs_load_sc_i32(const int32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void tgs_store_sc_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 static inline int64_t tgs_load_sc_i64(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void tgs_store_sc_i64(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 static inline void *tgs_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

@@ -27,14 +27,17 @@ final class DeadlineTimer: @unchecked Sendable {
 
     deinit { word.deallocate() }
 
-    func start() {
+    /// False when the thread could not be started.
+    func start() -> Bool {
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         var tid = pthread_t()
-        pthread_create(&tid, nil, { arg in
+        let rc = pthread_create(&tid, nil, { arg in
             Unmanaged<DeadlineTimer>.fromOpaque(arg!).takeUnretainedValue().loop()
             return nil
         }, ctx)
+        if rc != 0 { return false }
         thread = tid
+        return true
     }
 
     func stop() {

@@ -40,7 +40,8 @@ let cancelAllNote = "cancelled: the pool's tasks were cancelled"
 extension TaskPool {
     // MARK: - Threads
 
-    func startThreads() {
+    /// Starts the workers; on failure stops those already started and throws.
+    func startThreads() throws(TaskGateError) {
         for w in workers {
             var tid = pthread_t()
             let ctx = Unmanaged.passUnretained(w).toOpaque()
@@ -48,7 +49,12 @@ extension TaskPool {
                 Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().run()
                 return nil
             }, ctx)
-            precondition(rc == 0, "taskgate: pthread_create failed (\(rc))")
+            if rc != 0 {
+                let started = threads.count
+                requestStop()
+                joinThreads()
+                throw .outOfMemory("could not start worker thread \(started + 1) of \(workerCount): \(String(cString: strerror(rc)))")
+            }
             threads.append(tid)
         }
     }
@@ -56,8 +62,8 @@ extension TaskPool {
     func startDeadlines() {
         if tgs_load_u32(timerStarted) != 0 { return }
         submitLock.lock()
-        if tgs_load_u32(timerStarted) == 0 {
-            deadlines.start()
+        // If the thread cannot be started, the next task with a timeout tries again.
+        if tgs_load_u32(timerStarted) == 0 && deadlines.start() {
             tgs_store_u32(timerStarted, 1)
         }
         submitLock.unlock()
@@ -100,6 +106,7 @@ extension TaskPool {
         bytes.release()
         ids.release()
         normalizer.release()
+        paths.release()
         words.deallocate()
         UnsafeMutableRawPointer(endCounts).deallocate()
         for lane in 0..<3 { injectors[lane].release() }
@@ -150,7 +157,7 @@ extension TaskPool {
 
     func lookupGroup(_ name: UnsafePointer<CChar>) throws(TaskGateError) -> Int32 {
         submitLock.lock()
-        let g = groupIndex[String(cString: name)]
+        let g = groupIndex[TaskPool.key(name)]
         submitLock.unlock()
         guard let g else { throw .notFound("no group named '\(String(cString: name))'") }
         return g
@@ -164,17 +171,53 @@ extension TaskPool {
         }
     }
 
+    /// Waits until every task of the group submitted before the call has ended.
     public func wait(group name: UnsafePointer<CChar>, timeout: Int64) throws(TaskGateError) {
         let g = try lookupGroup(name)
-        let state = group(g)
-        guard waitUntil(timeout: timeout, { tgs_load_i64(&state.pointee.unfinished) == 0 }) else {
-            throw .timedOut("group '\(String(cString: name))' still has \(tgs_load_i64(&state.pointee.unfinished)) unfinished tasks")
+        submitLock.lock()
+        let members = groupMembers[Int(g)]
+        submitLock.unlock()
+        let left = members.withUnsafeBufferPointer { m in
+            waitEnded(count: m.count, timeout: timeout) { m[$0] }
+        }
+        if left > 0 {
+            throw .timedOut("group '\(String(cString: name))': \(left) of its tasks have not ended within the timeout")
         }
     }
 
+    /// Waits until every task submitted before the call has ended (tasks
+    /// submitted meanwhile, by processors say, do not extend the wait).
     public func waitAll(timeout: Int64) throws(TaskGateError) {
-        guard waitUntil(timeout: timeout, { allEnded() }) else {
-            throw .timedOut("\(unfinishedCount()) tasks have not ended within the timeout")
+        let n = submittedCount
+        let left = waitEnded(count: n, timeout: timeout, hint: true) { Int32($0) }
+        if left > 0 { throw .timedOut("\(left) tasks have not ended within the timeout") }
+    }
+
+    /// Waits until the tasks at(0) ..< at(count) have all ended; returns how
+    /// many had not when the timeout passed (0: all ended).
+    ///
+    /// The waiter watches the highest-placed task that has not ended (setting
+    /// its waited flag, so its finisher wakes waiters) and rescans when it
+    /// ends. `low` only rises past ended tasks and `high` only falls, so the
+    /// scanning is linear in `count` overall, and tasks that end roughly in
+    /// order take one or two rounds. `hint` keeps, for the whole pool, how far
+    /// from 0 every task is known to have ended, so repeated waits on a
+    /// long-lived pool do not rescan the past.
+    func waitEnded(count: Int, timeout: Int64, hint: Bool = false, at: (Int) -> Int32) -> Int {
+        let deadline = timeout < 0 ? Int64.max : tgs_monotonic_ns() &+ timeout
+        var low = hint ? min(Int(tgs_load_i64(endedPrefix)), count) : 0
+        var high = count - 1
+        while true {
+            while low <= high && hasEnded(at(low)) { low += 1 }
+            if hint && Int64(low) > tgs_load_i64(endedPrefix) { tgs_store_i64(endedPrefix, Int64(low)) }
+            if low > high { return 0 }
+            while high > low && hasEnded(at(high)) { high -= 1 }
+            let watched = at(high)
+            tgs_or_sc_u32(&task(watched).pointee.signals, UInt32(TGS_SIGNAL_WAITED))
+            let remaining = deadline == Int64.max ? -1 : max(0, deadline - tgs_monotonic_ns())
+            if !waitUntil(timeout: remaining, { hasEnded(watched) }) {
+                return (low...high).reduce(0) { $0 + (hasEnded(at($1)) ? 0 : 1) }
+            }
         }
     }
 
@@ -224,7 +267,7 @@ extension TaskPool {
 
     /// The next ended task after `cursor` in completion order.
     public func nextCompleted(cursor: inout UInt64, timeout: Int64) throws(TaskGateError) -> Int32 {
-        let c = Int64(cursor)
+        let c = Int64(clamping: cursor)
         let got = waitUntil(timeout: timeout, log: true) {
             tgs_load_i64(completed) > c || (tgs_load_u32(closed) != 0 && c >= tgs_load_i64(submitted))
         }
@@ -288,16 +331,24 @@ extension TaskPool {
             for i in 0..<submittedCount { cancel(Int32(i), note: abortNote) }
         }
         try waitAll(timeout: left())
+        // One caller at a time stops and joins the threads; a second waits
+        // for the first and then finds them joined.
+        shutdownLock.lock()
+        defer { shutdownLock.unlock() }
+        if threadsJoined { return }
         requestStop()
         let n = UInt32(workerCount)
         while true {
             let exited = tgs_load_u32(exitedWorkers)
             if exited >= n { break }
+            // Workers outside a processor exit at once; only one still inside
+            // a processor that has not returned can outlast the timeout.
+            let inside = (0..<workerCount).filter { tgs_load_u32(sleepWords + $0 * 16 + 1) != 0 }.count
             let remaining = left()
-            if remaining == 0 {
-                throw .timedOut("\(n - exited) workers are still inside a processor that has not returned")
+            if remaining == 0 && inside > 0 {
+                throw .timedOut("\(inside) workers are still inside a processor that has not returned")
             }
-            _ = tgs_futex_wait(exitedWorkers, exited, remaining)
+            _ = tgs_futex_wait(exitedWorkers, exited, inside > 0 ? remaining : 1_000_000)
         }
         joinThreads()
     }

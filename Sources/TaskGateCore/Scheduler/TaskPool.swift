@@ -100,8 +100,12 @@ public final class TaskPool: @unchecked Sendable {
 
     // Cold tables under submitLock.
     let submitLock = Lock()
+    /// Serialises the stop-and-join phase of shutdown.
+    let shutdownLock = Lock()
     var accepting = true
-    var groupIndex: [String: Int32] = [:]
+    /// Group name bytes -> group (bytes, not String: distinct invalid UTF-8
+    /// names must stay distinct).
+    var groupIndex: [[UInt8]: Int32] = [:]
     var groupNames: [UnsafePointer<CChar>] = []
     var groupMembers: [[Int32]] = []
     var paths = PathTable()
@@ -144,6 +148,9 @@ public final class TaskPool: @unchecked Sendable {
     /// fault in, so the submitting thread does not pay the kernel's zeroing.
     @inline(__always) var prefault: UnsafeMutablePointer<UInt64> { (words + 464).assumingMemoryBound(to: UInt64.self) }
     @inline(__always) var prefaultBytes: UnsafeMutablePointer<UInt64> { (words + 472).assumingMemoryBound(to: UInt64.self) }
+
+    /// Every task below this index is known to have ended (a hint for wait_all).
+    @inline(__always) var endedPrefix: UnsafeMutablePointer<Int64> { (words + 480).assumingMemoryBound(to: Int64.self) }
 
     /// Tasks with a lower index that have not started never will: cancel_all
     /// raises it to the tasks submitted so far, an aborting shutdown to the
@@ -193,7 +200,7 @@ public final class TaskPool: @unchecked Sendable {
         permits.pointee = UInt32(maxConcurrency)
         for w in 0..<n { workers.append(Worker(index: w, pool: self)) }
         deadlines = DeadlineTimer(pool: self)
-        startThreads()
+        try startThreads()
     }
 
     deinit {
@@ -242,8 +249,11 @@ public final class TaskPool: @unchecked Sendable {
         defer { submitLock.unlock() }
         guard accepting else { throw .shutDown }
         let base = tasks.count
-        guard base + count < Int(Int32.max) - 1, tasks.reserve(count), completionLog.ensureCapacity(base + count) else {
-            throw .outOfRange("the pool holds at most \(Int32.max - 2) tasks")
+        guard base + count < Int(Int32.max) - 1 else {
+            throw .outOfRange("the pool holds at most \(Int32.max - 2) tasks; it has \(base), the batch \(count)")
+        }
+        guard tasks.reserve(count), completionLog.ensureCapacity(base + count) else {
+            throw .outOfMemory("no memory for \(count) more tasks")
         }
         if let (chunk, bytes) = tasks.mapAhead() { offerPrefault(chunk, bytes) }
         ids.beginBatch(reserving: count, tasks: tasks)
@@ -263,7 +273,7 @@ public final class TaskPool: @unchecked Sendable {
             // Groups first named by the refused batch never existed.
             while groupNames.count > groupsBase {
                 let name = groupNames.removeLast()
-                groupIndex[String(cString: name)] = nil
+                groupIndex[TaskPool.key(name)] = nil
                 free(UnsafeMutablePointer(mutating: name))
                 groupMembers.removeLast()
             }
@@ -441,8 +451,12 @@ public final class TaskPool: @unchecked Sendable {
         return "task #\(i) of the batch (anonymous)"
     }
 
+    static func key(_ name: UnsafePointer<CChar>) -> [UInt8] {
+        Array(UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: strlen(name)))
+    }
+
     private func internGroup(_ name: UnsafePointer<CChar>) -> Int32 {
-        let key = String(cString: name)
+        let key = TaskPool.key(name)
         if let g = groupIndex[key] { return g }
         _ = groups.reserve(1)
         let g = Int32(groups.append())
@@ -469,26 +483,31 @@ public final class TaskPool: @unchecked Sendable {
                 let id: Int32
                 if normalizer.count == 0 {
                     var root = UInt8(ascii: "/")
-                    id = paths.intern(&root, 1, arena: &bytes)
+                    id = paths.intern(&root, 1)
                 } else {
-                    id = paths.intern(normalizer.buffer, normalizer.count, arena: &bytes)
+                    id = paths.intern(normalizer.buffer, normalizer.count)
                 }
-                let claim = id << 1 | (isWrite ? 1 : 0)
-                if let k = claimScratch.firstIndex(where: { $0 >> 1 == id }) {
-                    claimScratch[k] |= claim
-                } else {
-                    claimScratch.append(claim)
-                }
+                claimScratch.append(id << 1 | (isWrite ? 1 : 0))
             }
         }
         try add(reads, isWrite: false)
         try add(writes, isWrite: true)
-        guard claimScratch.count <= Int(Int32.max) else { throw .outOfRange("\(name()): too many declared paths") }
-        _ = claims.reserve(claimScratch.count)
-        t.pointee.extra.pointee.paths_start = Int32(claims.count)
-        t.pointee.extra.pointee.paths_count = Int32(claimScratch.count)
-        // Sorted, so two tasks always inspect shared paths in the same order.
+        // Sorted (so two tasks always inspect shared paths in the same order),
+        // then merged: one claim per path, a write where any was a write.
         claimScratch.sort()
+        var merged = 0
+        for c in claimScratch {
+            if merged > 0 && claimScratch[merged - 1] >> 1 == c >> 1 {
+                claimScratch[merged - 1] |= c
+            } else {
+                claimScratch[merged] = c
+                merged += 1
+            }
+        }
+        claimScratch.removeLast(claimScratch.count - merged)
+        guard claims.reserve(merged) else { throw .outOfMemory("\(name()): no memory for \(merged) declared paths") }
+        t.pointee.extra.pointee.paths_start = Int32(claims.count)
+        t.pointee.extra.pointee.paths_count = Int32(merged)
         for c in claimScratch { claim(claims.append()).pointee = c }
         t.pointee.flags |= UInt8(TGS_TASK_HAS_PATHS)
     }

@@ -138,10 +138,6 @@ final class Worker: @unchecked Sendable {
             if tgs_load_relaxed_u32(pool.stopping) != 0 { return -1 }
             if tgs_load_relaxed_u64(pool.prefault) != 0 { prefault() }
         }
-        // About to sleep: if this worker finished the last task without
-        // noticing (its deques held only stale entries), tell the waiters now.
-        tgs_fence_sc()
-        if tgs_load_sc_i32(pool.waiterCount) > 0 && pool.allEnded() { pool.wakeWaiters() }
         let word = index >> 6, bit = UInt64(1) << UInt64(index & 63)
         tgs_store_u32(sleepWord, 0)
         tgs_or_sc_u64(pool.idleMasks + word, bit)
@@ -190,7 +186,11 @@ extension TaskPool {
             w.lastEnd = 0
             return
         }
+        // Busy before the claim: destroy must never see a worker that holds a
+        // task (perhaps cancelled since) as idle.
+        tgs_store_sc_u32(w.busy, 1)
         guard tgs_cas_sc_u32(&t.pointee.state, UInt32(TGS_STATE_QUEUED), UInt32(TGS_STATE_RUNNING)) != 0 else {
+            tgs_store_u32(w.busy, 0)
             w.lastEnd = 0
             if hasPaths { releasePaths(i, worker: w.index) }
             return
@@ -201,6 +201,7 @@ extension TaskPool {
         // count it. Sequentially consistent on both sides: the canceller
         // raises the watermark, then walks the states.
         if cancelledBeforeStart(i, t) {
+            tgs_store_u32(w.busy, 0)
             w.lastEnd = 0
             _ = tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_QUEUED))
             if hasPaths { releasePaths(i, worker: w.index) }
@@ -218,7 +219,6 @@ extension TaskPool {
             startDeadlines()
             deadlines.add(task: i, attempt: attempt, deadline: start + t.pointee.extra.pointee.timeout_ns)
         }
-        tgs_store_relaxed_u32(w.busy, 1)
         let rc = tgs_call_processor(t)
         tgs_store_u32(w.busy, 0)
         let end = tgs_monotonic_ns()
@@ -324,10 +324,6 @@ extension TaskPool {
         if tgs_load_sc_i32(waiterCount) > 0 {
             wake = wake || tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_WAITED) != 0
                 || tgs_load_i32(logWaiters) > 0
-            // Whether everything has ended is only worth asking when this
-            // worker ran out of local work: the last task's finisher either
-            // finds its deques empty here or goes idle, which asks too.
-            if !wake && (worker < 0 || localDequesEmpty(worker)) { wake = allEnded() }
             if wake { wakeWaiters() }
         }
         return readied
@@ -348,23 +344,11 @@ extension TaskPool {
         }
     }
 
-    @inline(__always) func localDequesEmpty(_ w: Int) -> Bool {
-        deques[w * 3].isEmpty && deques[w * 3 + 1].isEmpty && deques[w * 3 + 2].isEmpty
-    }
-
     /// Tasks ended so far, summed over the finishers' counters.
     func endedCount(_ k: Int = TaskPool.endedTotal) -> Int64 {
         var sum: Int64 = 0
         for line in 0...workerCount { sum += tgs_load_i64(endCounts + line * 8 + k) }
         return sum
-    }
-
-    /// True when every task admitted so far has ended. The sum is read before
-    /// `admitted`, and every counter and `admitted` only grow, with ended never
-    /// above admitted; so equality means all admitted tasks had ended.
-    func allEnded() -> Bool {
-        let ended = endedCount()
-        return ended == tgs_load_i64(admitted)
     }
 
     func unfinishedCount() -> Int64 { tgs_load_i64(admitted) - endedCount() }

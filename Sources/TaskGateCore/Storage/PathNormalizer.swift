@@ -91,18 +91,24 @@ struct PathNormalizer {
 }
 
 /// Normalised path -> small dense id, open addressing over path bytes kept in
-/// the pool's arena. Guarded by the pool's submission lock.
+/// an arena of its own. Ids are never taken back: a path interned by a batch
+/// that is then refused keeps its id (and its bytes), which is harmless, while
+/// rolling the bytes back would leave keys pointing at freed memory. Guarded
+/// by the pool's submission lock.
 struct PathTable {
     private struct Key { var bytes: UnsafeRawPointer; var count: Int }
     private var slots: [Int32]   // path id + 1, 0 empty
     private var keys: [Key] = []
     private var hashes: [UInt64] = []
+    private var arena = ByteArena()
     var count: Int { keys.count }
 
     init() { slots = [Int32](repeating: 0, count: 64) }
 
-    /// The id of the path in `bytes[0 ..< n]`, interning a copy in `arena` when new.
-    mutating func intern(_ bytes: UnsafePointer<UInt8>, _ n: Int, arena: inout ByteArena) -> Int32 {
+    func release() { arena.release() }
+
+    /// The id of the path in `bytes[0 ..< n]`, interning a copy when new.
+    mutating func intern(_ bytes: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
         let h = IdIndex.hash(UnsafeRawPointer(bytes).assumingMemoryBound(to: CChar.self), n)
         var mask = slots.count - 1
         var i = Int(truncatingIfNeeded: h) & mask
