@@ -1,6 +1,7 @@
 import CTaskGateSupport
 
-/// Declared reads and writes as scheduling constraints.
+/// Declared reads and writes as scheduling constraints. Writers are preferred
+/// over readers that arrive after them (see `waitingWriters`).
 ///
 /// Each normalised path is a reader-writer resource. A task claims all its
 /// paths at once or none (so no task ever holds some while waiting for the
@@ -19,6 +20,14 @@ final class PathGate: @unchecked Sendable {
     private var writer: [Bool] = []
     private var readers: [Int32] = []
     private var parked: [[Int32]] = []
+    /// Writers parked on each path. While a path has one, new readers wait
+    /// too (unless read-write overlap is allowed): otherwise a steady stream of
+    /// readers could keep a writer parked forever.
+    private var waitingWriters: [Int32] = []
+    /// Which path a parked writer is counted on; the count is dropped when the
+    /// writer is queued again (it recounts if it is still blocked), so a writer
+    /// cancelled while parked never leaves readers waiting.
+    private var countedWriter: [Int32: Int] = [:]
 
     init(allowReadWriteOverlap: Bool) { self.allowReadWriteOverlap = allowReadWriteOverlap }
 
@@ -28,6 +37,7 @@ final class PathGate: @unchecked Sendable {
             writer.append(false)
             readers.append(0)
             parked.append([])
+            waitingWriters.append(0)
         }
         lock.unlock()
     }
@@ -43,9 +53,13 @@ final class PathGate: @unchecked Sendable {
             let path = Int(c >> 1), isWrite = c & 1 != 0
             let blocked = isWrite
                 ? (writer[path] || (!allowReadWriteOverlap && readers[path] > 0))
-                : (!allowReadWriteOverlap && writer[path])
+                : (!allowReadWriteOverlap && (writer[path] || waitingWriters[path] > 0))
             if blocked {
                 parked[path].append(i)
+                if isWrite && !allowReadWriteOverlap {
+                    waitingWriters[path] += 1
+                    countedWriter[i] = path
+                }
                 return false
             }
         }
@@ -68,6 +82,9 @@ final class PathGate: @unchecked Sendable {
             let path = Int(c >> 1)
             if c & 1 != 0 { writer[path] = false } else { readers[path] -= 1 }
             if !parked[path].isEmpty {
+                for q in parked[path] {
+                    if let counted = countedWriter.removeValue(forKey: q) { waitingWriters[counted] -= 1 }
+                }
                 again.append(contentsOf: parked[path])
                 parked[path].removeAll()
             }
