@@ -28,7 +28,10 @@ SOURCES := $(shell find Sources include -type f) Package.swift scripts/exports.m
 all: lib
 lib: $(BUILD)/lib/libtaskgate.so
 
+# SwiftPM does not relink when only the file behind a linker flag (the export
+# map) changed, so the old library goes first.
 $(BUILD)/lib/libtaskgate.so: $(SOURCES)
+	rm -f .build/release/libtaskgate.so
 	$(SWIFT_RELEASE)
 	mkdir -p $(BUILD)/lib
 	cp .build/release/libtaskgate.so $(BUILD)/lib/libtaskgate.so.$(VERSION)
