@@ -60,7 +60,6 @@ struct Edge {
 
 /// Per-group counters, in a slab so workers reach them without a lock.
 struct GroupState {
-    var unfinished: Int64
     /// Tasks of the group with a lower index that have not started never will
     /// (cancel_group, a critical failure); see TaskPool.cancelBelow.
     var cancelBelow: Int64
@@ -391,7 +390,6 @@ public final class TaskPool: @unchecked Sendable {
             t.pointee.submit_ns = now
             let g = t.pointee.group
             if g >= 0 {
-                tgs_add_i64(&group(g).pointee.unfinished, 1)
                 groupMembers[Int(g)].append(Int32(i))
                 if t.pointee.flags & UInt8(TGS_TASK_CRITICAL) != 0 {
                     tgs_store_u32(&group(g).pointee.critical, 1)
@@ -460,7 +458,7 @@ public final class TaskPool: @unchecked Sendable {
         if let g = groupIndex[key] { return g }
         _ = groups.reserve(1)
         let g = Int32(groups.append())
-        group(g).initialize(to: GroupState(unfinished: 0, cancelBelow: 0, critical: 0, pad: 0))
+        group(g).initialize(to: GroupState(cancelBelow: 0, critical: 0, pad: 0))
         groupNames.append(UnsafePointer(strdup(name)!))
         groupMembers.append([])
         groupIndex[key] = g

@@ -313,18 +313,18 @@ extension TaskPool {
             }
         }
 
-        var wake = false
         let g = t.pointee.group
         if g >= 0 {
-            if tgs_add_sc_i64(&group(g).pointee.unfinished, -1) == 1 { wake = true }
             if (st == .failed || st == .timedOut) && tgs_load_u32(&group(g).pointee.critical) != 0 {
                 cascadeCritical(j, group: g)
             }
         }
         if tgs_load_sc_i32(waiterCount) > 0 {
-            wake = wake || tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_WAITED) != 0
-                || tgs_load_i32(logWaiters) > 0
-            if wake { wakeWaiters() }
+            // A waiter watches one task at a time (the waited flag), or reads
+            // the completion log.
+            if tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_WAITED) != 0 || tgs_load_i32(logWaiters) > 0 {
+                wakeWaiters()
+            }
         }
         return readied
     }
@@ -334,8 +334,8 @@ extension TaskPool {
         if worker >= 0 {
             let line = endCounts + worker * 8
             tgs_store_relaxed_i64(line + k, tgs_load_relaxed_i64(line + k) + 1)
-            // Release: a waiter that sees this count (acquire, in endedCount)
-            // also sees everything the task's processor wrote.
+            // Release, summed with acquire in endedCount: stats and destroy's
+            // in-flight check then see everything the counted tasks wrote.
             tgs_store_i64(line + TaskPool.endedTotal, tgs_load_relaxed_i64(line + TaskPool.endedTotal) + 1)
         } else {
             let line = endCounts + workerCount * 8
