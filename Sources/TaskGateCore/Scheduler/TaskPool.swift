@@ -255,7 +255,7 @@ public final class TaskPool: @unchecked Sendable {
             throw .outOfMemory("no memory for \(count) more tasks")
         }
         if let (chunk, bytes) = tasks.mapAhead() { offerPrefault(chunk, bytes) }
-        ids.beginBatch(reserving: count, tasks: tasks)
+        guard ids.beginBatch(reserving: count, tasks: tasks) else { throw .outOfMemory("no memory to index \(count) more task ids") }
         let arenaMark = bytes.mark()
         let claimsBase = claims.count
         let extrasBase = extras.count
@@ -329,18 +329,25 @@ public final class TaskPool: @unchecked Sendable {
             if let id = s.id {
                 let len = idLength
                 if len == 0 { throw refuse(.invalid("task #\(i) of the batch: the id is empty (use NULL for an anonymous task)")) }
-                t.pointee.id = UnsafePointer(bytes.copy(id, count: len, terminate: true).assumingMemoryBound(to: CChar.self))
+                guard let copy = bytes.copy(id, count: len, terminate: true) else {
+                    throw refuse(.outOfMemory("\(describe(s.id, i)): no memory for its id"))
+                }
+                t.pointee.id = UnsafePointer(copy.assumingMemoryBound(to: CChar.self))
                 if ids.insert(t.pointee.id, hash: hash, index: idx, tasks: tasks) >= 0 {
                     throw refuse(.duplicateId(String(cString: id)))
                 }
             }
             if s.payload.count > 0, let p = s.payload.baseAddress {
-                t.pointee.extra.pointee.payload = UnsafeRawPointer(bytes.copy(p, count: s.payload.count, terminate: false))
+                guard let copy = bytes.copy(p, count: s.payload.count, terminate: false) else {
+                    throw refuse(.outOfMemory("\(describe(s.id, i)): no memory for its \(s.payload.count)-byte payload"))
+                }
+                t.pointee.extra.pointee.payload = UnsafeRawPointer(copy)
                 t.pointee.extra.pointee.payload_len = UInt64(s.payload.count)
             }
             if let g = s.group {
                 if g.pointee == 0 { throw refuse(.invalid("\(describe(s.id, i)): the group name is empty")) }
-                t.pointee.group = internGroup(g)
+                guard let group = internGroup(g) else { throw refuse(.outOfMemory("\(describe(s.id, i)): no memory for its group")) }
+                t.pointee.group = group
             }
             if !s.reads.isEmpty || !s.writes.isEmpty {
                 if cwd == nil { cwd = PathNormalizer.currentDirectory() }
@@ -381,7 +388,7 @@ public final class TaskPool: @unchecked Sendable {
         if forwardEdge, let cycle = findCycle(base: base, count: count) { throw refuse(.cycle(cycle)) }
 
         // Phase 3: commit. Nothing can fail from here on.
-        guard edges.reserve(batchEdges.count) else { throw refuse(.outOfRange("too many dependency edges")) }
+        guard edges.reserve(batchEdges.count) else { throw refuse(.outOfMemory("no memory for \(batchEdges.count) dependency edges")) }
         let now = tgs_monotonic_ns()
         tgs_add_sc_i64(admitted, Int64(count))
         for lane in 0..<3 { readyScratch[lane].removeAll(keepingCapacity: true) }
@@ -453,13 +460,14 @@ public final class TaskPool: @unchecked Sendable {
         Array(UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: strlen(name)))
     }
 
-    private func internGroup(_ name: UnsafePointer<CChar>) -> Int32 {
+    /// The group's index, creating it when new; nil when out of memory.
+    private func internGroup(_ name: UnsafePointer<CChar>) -> Int32? {
         let key = TaskPool.key(name)
         if let g = groupIndex[key] { return g }
-        _ = groups.reserve(1)
+        guard groups.reserve(1), let stored = strdup(name) else { return nil }
         let g = Int32(groups.append())
         group(g).initialize(to: GroupState(cancelBelow: 0, critical: 0, pad: 0))
-        groupNames.append(UnsafePointer(strdup(name)!))
+        groupNames.append(UnsafePointer(stored))
         groupMembers.append([])
         groupIndex[key] = g
         return g
@@ -479,12 +487,10 @@ public final class TaskPool: @unchecked Sendable {
                 if p.pointee == 0 { throw .invalid("\(name()): an empty path in its \(isWrite ? "writes" : "reads")") }
                 normalizer.normalize(p, base: cwd.baseAddress!, baseCount: cwd.count)
                 let id: Int32
-                if normalizer.count == 0 {
-                    var root = UInt8(ascii: "/")
-                    id = paths.intern(&root, 1)
-                } else {
-                    id = paths.intern(normalizer.buffer, normalizer.count)
-                }
+                var root = UInt8(ascii: "/")
+                let interned = normalizer.count == 0 ? paths.intern(&root, 1) : paths.intern(normalizer.buffer, normalizer.count)
+                guard let interned else { throw .outOfMemory("\(name()): no memory for its declared paths") }
+                id = interned
                 claimScratch.append(id << 1 | (isWrite ? 1 : 0))
             }
         }

@@ -22,9 +22,10 @@ struct ByteArena: @unchecked Sendable {
         remaining = m.remaining
     }
 
-    /// Copies `count` bytes from `source`, plus a NUL when `terminate`; 8-byte aligned.
+    /// Copies `count` bytes from `source`, plus a NUL when `terminate`; 8-byte
+    /// aligned. Nil when out of memory.
     @inline(__always)
-    mutating func copy(_ source: UnsafeRawPointer, count: Int, terminate: Bool) -> UnsafeMutableRawPointer {
+    mutating func copy(_ source: UnsafeRawPointer, count: Int, terminate: Bool) -> UnsafeMutableRawPointer? {
         let need = (count + (terminate ? 1 : 0) + 7) & ~7
         let p: UnsafeMutableRawPointer
         if need <= remaining {
@@ -32,21 +33,22 @@ struct ByteArena: @unchecked Sendable {
             cursor = p + need
             remaining -= need
         } else {
-            p = allocate(need)
+            guard let fresh = allocate(need) else { return nil }
+            p = fresh
         }
         p.copyMemory(from: source, byteCount: count)
         if terminate { p.storeBytes(of: 0, toByteOffset: count, as: UInt8.self) }
         return p
     }
 
-    private mutating func allocate(_ need: Int) -> UnsafeMutableRawPointer {
+    private mutating func allocate(_ need: Int) -> UnsafeMutableRawPointer? {
         if need > Self.chunkBytes / 4 {
             // A large payload gets a block of its own; the current chunk keeps serving small ones.
-            let p = malloc(need)!
+            guard let p = malloc(need) else { return nil }
             blocks.append(p)
             return p
         }
-        let p = malloc(Self.chunkBytes)!
+        guard let p = malloc(Self.chunkBytes) else { return nil }
         blocks.append(p)
         cursor = p + need
         remaining = Self.chunkBytes - need

@@ -25,12 +25,12 @@ struct IdIndex: @unchecked Sendable {
 
     init() {
         mask = 1023
-        slots = Self.allocate(mask + 1)
+        slots = Self.allocate(mask + 1)!  // 8 KiB at pool creation
     }
 
     /// Zeroed slots from an anonymous mapping (huge pages once large).
-    private static func allocate(_ n: Int) -> UnsafeMutablePointer<UInt64> {
-        tgs_map(n * 8, 1)!.bindMemory(to: UInt64.self, capacity: n)
+    private static func allocate(_ n: Int) -> UnsafeMutablePointer<UInt64>? {
+        tgs_map(n * 8, 1)?.bindMemory(to: UInt64.self, capacity: n)
     }
 
     func release() { tgs_unmap(slots, (mask + 1) * 8) }
@@ -111,13 +111,15 @@ struct IdIndex: @unchecked Sendable {
     }
 
     /// Ensures `n` more inserts fit without rehashing, and starts a new batch.
-    mutating func beginBatch(reserving n: Int, tasks: Slab<tgs_task>) {
+    /// False (and the table unchanged) when out of memory.
+    mutating func beginBatch(reserving n: Int, tasks: Slab<tgs_task>) -> Bool {
         inserted.removeAll(keepingCapacity: true)
-        guard (count + n) * 2 > mask + 1 else { return }
+        guard (count + n) * 2 > mask + 1 else { return true }
         var capacity = mask + 1
         while (count + n) * 2 > capacity { capacity *= 2 }
         let old = slots, oldCapacity = mask + 1
-        slots = Self.allocate(capacity)
+        guard let fresh = Self.allocate(capacity) else { return false }
+        slots = fresh
         mask = capacity - 1
         for j in 0..<oldCapacity where old[j] != 0 {
             var i = Int(old[j] >> 32) & mask
@@ -125,6 +127,7 @@ struct IdIndex: @unchecked Sendable {
             slots[i] = old[j]
         }
         tgs_unmap(old, oldCapacity * 8)
+        return true
     }
 
     /// Undoes the inserts of the batch in progress.

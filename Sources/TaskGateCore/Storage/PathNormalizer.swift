@@ -107,8 +107,9 @@ struct PathTable {
 
     func release() { arena.release() }
 
-    /// The id of the path in `bytes[0 ..< n]`, interning a copy when new.
-    mutating func intern(_ bytes: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
+    /// The id of the path in `bytes[0 ..< n]`, interning a copy when new; nil
+    /// when out of memory.
+    mutating func intern(_ bytes: UnsafePointer<UInt8>, _ n: Int) -> Int32? {
         let h = IdIndex.hash(UnsafeRawPointer(bytes).assumingMemoryBound(to: CChar.self), n)
         var mask = slots.count - 1
         var i = Int(truncatingIfNeeded: h) & mask
@@ -118,7 +119,8 @@ struct PathTable {
             i = (i + 1) & mask
         }
         let id = Int32(keys.count)
-        keys.append(Key(bytes: UnsafeRawPointer(arena.copy(bytes, count: n, terminate: false)), count: n))
+        guard let copy = arena.copy(bytes, count: n, terminate: false) else { return nil }
+        keys.append(Key(bytes: UnsafeRawPointer(copy), count: n))
         hashes.append(h)
         slots[i] = id + 1
         if keys.count * 2 > slots.count {
