@@ -34,6 +34,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -777,9 +780,79 @@ static void test_thread_start_failure(void) {
   if (code == CHILD_CREATED) printf("# thread start failure: this environment started all 1024 workers\n");
 }
 
+/* 11. Out of memory while copying a submission is TG_ENOMEM naming the task,
+   not a trap, and the pool stays usable. In a child (before any other thread
+   exists): map the caller's 512 MiB payload first, then cap the address space
+   so the library's copy of it cannot be made. */
+static void payload_oom_child(void) {
+  tg_pool_options o = TG_POOL_OPTIONS_INIT;
+  o.workers = 1;
+  tg_pool *pool = NULL;
+  if (tg_pool_create(&o, &pool) != TG_OK) _exit(10);
+  size_t len = (size_t)512 << 20;
+  /* C99 with _POSIX_C_SOURCE hides MAP_ANONYMOUS; an anonymous read-only map of /dev/zero is the same. */
+  int zero = open("/dev/zero", O_RDONLY);
+  if (zero < 0) _exit(11);
+  void *big = mmap(NULL, len, PROT_READ, MAP_PRIVATE, zero, 0);
+  close(zero);
+  if (big == MAP_FAILED) _exit(11);
+  struct rlimit r;
+  if (getrlimit(RLIMIT_AS, &r) != 0) _exit(12);
+  /* Current use plus 128 MiB: room to work, no room for a 512 MiB copy. */
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  if (!f || fscanf(f, "%lu", &pages) != 1) _exit(13);
+  fclose(f);
+  r.rlim_cur = (rlim_t)pages * 4096 + ((rlim_t)128 << 20);
+  if (setrlimit(RLIMIT_AS, &r) != 0) _exit(14);
+  tg_task_desc d = TG_TASK_DESC_INIT;
+  d.id = "heavy";
+  d.fn = noop_fn;
+  d.payload = big;
+  d.payload_len = len;
+  int rc = tg_pool_submit(pool, &d, NULL);
+  if (rc != TG_ENOMEM) _exit(rc == TG_OK ? 15 : 16);
+  if (!strstr(tg_last_error(), "heavy")) _exit(17);
+  /* Nothing of it was kept: the id is free and a small task runs. */
+  d.payload = NULL;
+  d.payload_len = 0;
+  if (tg_pool_submit(pool, &d, NULL) != TG_OK) _exit(18);
+  if (tg_pool_wait_all(pool, WAIT_MS) != TG_OK) _exit(19);
+  tg_result res = TG_RESULT_INIT;
+  if (tg_pool_result(pool, "heavy", &res) != TG_OK || res.status != TG_STATUS_SUCCEEDED) _exit(20);
+  if (tg_pool_shutdown(pool, TG_SHUTDOWN_DRAIN, WAIT_MS) != TG_OK || tg_pool_destroy(pool) != TG_OK) _exit(21);
+  _exit(0);
+}
+
+static void test_payload_oom(void) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (!CHECK(pid >= 0, "fork: %s", strerror(errno))) return;
+  if (pid == 0) payload_oom_child();
+  int status = 0;
+  pid_t got = 0;
+  int64_t deadline = now_ns() + (int64_t)WAIT_MS * 1000000;
+  while ((got = waitpid(pid, &status, WNOHANG)) == 0 && now_ns() < deadline) sleep_us(2000);
+  if (got == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    CHECK(0, "the out-of-memory child did not finish within %d ms", WAIT_MS);
+    return;
+  }
+  if (!CHECK(WIFEXITED(status), "the out-of-memory child exited normally (signal %d: crashed)",
+             WIFSIGNALED(status) ? WTERMSIG(status) : 0))
+    return;
+  CHECK(WEXITSTATUS(status) == 0,
+        "payload copy under a capped address space: child exit status %d (15: TG_OK, 16: another code, "
+        "17: tg_last_error does not name the task, 18-21: pool not usable afterwards; 10-14: set-up)",
+        WEXITSTATUS(status));
+}
+
 int main(void) {
   tap_init();
   test_thread_start_failure();
+  test_payload_oom();
   test_path_uaf();
   test_path_alias();
   test_concurrent_shutdown();
