@@ -147,17 +147,35 @@ public func tg_pool_submit_batch(_ p: UnsafeMutablePointer<tg_pool>?, _ tasks: U
     @inline(__always) func at(_ i: Int) -> UnsafePointer<tg_task_desc> {
         (raw + i * stride).assumingMemoryBound(to: tg_task_desc.self)
     }
-    for i in 0..<count {
+    // Descriptions are checked as the engine converts them, in its one pass
+    // over the array (a separate checking pass read the caller's whole array
+    // twice). A bad one refuses the batch before anything of it is kept; a
+    // version mismatch keeps its own code.
+    var versionError: String? = nil
+    func checkedSpec(_ i: Int) -> TaskSpec {
         let d = at(i)
+        var reason: String? = nil
         if d.pointee.struct_size != descSize {
-            return fail(TG_EVERSION, "tg_pool_submit_batch: tasks[\(i)].struct_size is \(d.pointee.struct_size), tasks[0]'s is \(stride)")
+            reason = "tg_pool_submit_batch: tasks[\(i)].struct_size is \(d.pointee.struct_size), tasks[0]'s is \(stride)"
+            versionError = reason
+        } else if let message = problem(d, i, batch: true) {
+            reason = message
         }
-        if let message = problem(d, i, batch: true) { return fail(TG_EINVAL, message) }
+        guard let reason else { return spec(d) }
+        var refused = TaskSpec(id: nil, processor: { _, _ in 1 })
+        refused.invalidReason = reason
+        return refused
     }
     do {
-        let first = try pool.submitBatch(count: count, id: { at($0).pointee.id }, spec: { spec(at($0)) })
+        let first = try pool.submitBatch(
+            count: count,
+            id: { at($0).pointee.struct_size == descSize ? at($0).pointee.id : nil },
+            spec: checkedSpec)
         outFirst?.pointee = first
-    } catch { return fail(error) }
+    } catch {
+        if let versionError { return fail(TG_EVERSION, versionError) }
+        return fail(error)
+    }
     return ok()
 }
 

@@ -25,6 +25,9 @@ public struct TaskSpec {
     public var difficulty: Int32
     /// 0: none.
     public var timeoutNanoseconds: Int64
+    /// Set by a caller that found the description unusable while converting
+    /// it: the batch is refused with this reason (and nothing else is read).
+    public var invalidReason: String? = nil
 
     public init(id: UnsafePointer<CChar>?, processor: @escaping Processor, user: UnsafeMutableRawPointer? = nil) {
         self.id = id
@@ -302,6 +305,7 @@ public final class TaskPool: @unchecked Sendable {
             let idLength = withUnsafeBytes(of: &lengths) { $0.load(fromByteOffset: (i % ahead) * 8, as: Int.self) }
             hashAhead(i + ahead)
             let s = spec(i)
+            if let reason = s.invalidReason { throw refuse(.invalid(reason)) }
             if !s.dependencies.isEmpty { anyDependencies = true }
             let idx = tasks.append()
             let t = task(idx)
