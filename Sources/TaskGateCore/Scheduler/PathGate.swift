@@ -24,9 +24,11 @@ final class PathGate: @unchecked Sendable {
     /// too (unless read-write overlap is allowed): otherwise a steady stream of
     /// readers could keep a writer parked forever.
     private var waitingWriters: [Int32] = []
-    /// Which path a parked writer is counted on; the count is dropped when the
-    /// writer is queued again (it recounts if it is still blocked), so a writer
-    /// cancelled while parked never leaves readers waiting.
+    /// Which path a parked writer is counted on. The count stays through
+    /// requeues until the writer claims its paths (dropping it on requeue let
+    /// readers queued ahead slip in every time, starving the writer under
+    /// load) or is found ended when popped (`forget`), so a writer cancelled
+    /// while parked never leaves readers waiting.
     private var countedWriter: [Int32: Int] = [:]
 
     init(allowReadWriteOverlap: Bool) { self.allowReadWriteOverlap = allowReadWriteOverlap }
@@ -56,19 +58,29 @@ final class PathGate: @unchecked Sendable {
                 : (!allowReadWriteOverlap && (writer[path] || waitingWriters[path] > 0))
             if blocked {
                 parked[path].append(i)
-                if isWrite && !allowReadWriteOverlap {
+                if isWrite && !allowReadWriteOverlap && countedWriter[i] != path {
+                    if let previous = countedWriter[i] { waitingWriters[previous] -= 1 }
                     waitingWriters[path] += 1
                     countedWriter[i] = path
                 }
                 return false
             }
         }
+        if let counted = countedWriter.removeValue(forKey: i) { waitingWriters[counted] -= 1 }
         for k in start..<(start + n) {
             let c = pool.claim(k).pointee
             let path = Int(c >> 1)
             if c & 1 != 0 { writer[path] = true } else { readers[path] += 1 }
         }
         return true
+    }
+
+    /// Task `i` ended without claiming its paths (cancelled while parked):
+    /// drops the count it may hold as a waiting writer.
+    func forget(_ i: Int32) {
+        lock.lock()
+        if let counted = countedWriter.removeValue(forKey: i) { waitingWriters[counted] -= 1 }
+        lock.unlock()
     }
 
     /// Releases task `i`'s paths; returns the parked tasks to queue again.
@@ -82,9 +94,6 @@ final class PathGate: @unchecked Sendable {
             let path = Int(c >> 1)
             if c & 1 != 0 { writer[path] = false } else { readers[path] -= 1 }
             if !parked[path].isEmpty {
-                for q in parked[path] {
-                    if let counted = countedWriter.removeValue(forKey: q) { waitingWriters[counted] -= 1 }
-                }
                 again.append(contentsOf: parked[path])
                 parked[path].removeAll()
             }

@@ -177,11 +177,12 @@ extension TaskPool {
     /// Runs one task popped from a queue on worker `w`.
     func execute(_ i: Int32, on w: Worker) {
         let t = task(i)
+        let hasPaths = t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS) != 0
         if tgs_load_u32(&t.pointee.state) != UInt32(TGS_STATE_QUEUED) {  // cancelled while queued
             w.lastEnd = 0
+            if hasPaths { pathGate.forget(i) }
             return
         }
-        let hasPaths = t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS) != 0
         if hasPaths && !pathGate.tryClaim(i, pool: self) {  // parked until a path frees up
             w.lastEnd = 0
             return
