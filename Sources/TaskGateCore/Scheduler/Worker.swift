@@ -289,8 +289,10 @@ extension TaskPool {
     private func finishOne(_ j: Int32, _ st: TaskStatus, worker: Int, skips: inout [Int32]) -> Int {
         var readied = 0
         let t = task(j)
-        tgs_store_u32(&t.pointee.state, st.rawValue)
+        // Counted before the status is published: whoever sees the task ended
+        // (a waiter, then reading the stats) sees it counted too.
         countEnd(st, worker: worker)
+        tgs_store_u32(&t.pointee.state, st.rawValue)
         // The one shared read-modify-write per task; sequentially consistent,
         // it also orders the stores above before the waiter checks below.
         let slot = Int(tgs_add_sc_i64(completed, 1))
