@@ -156,6 +156,10 @@ import Glibc
         let pool = try TaskPool(PoolConfiguration(workers: workers, maxConcurrency: 1))
         let gate = Gate()
         try pool.submit(Def(id: "gate", lane: 0, job: Job { _ in gate.wait() ? 0 : 1 }))
+        // The others must queue while the gate holds the only permit: a worker
+        // still searching when they arrive could meet a normal task before a
+        // high one that was not submitted yet.
+        try pool.waitRunning("gate")
         let order = Locked<[String]>([])
         let rec = Job { t in order.withLock { $0.append(String(cString: t.pointee.id!)) }; return 0 }
         var defs: [Def] = []
