@@ -1,7 +1,6 @@
 import CTaskGateSupport
 
-/// Declared reads and writes as scheduling constraints. Writers are preferred
-/// over readers that arrive after them (see `waitingWriters`).
+/// Declared reads and writes as scheduling constraints.
 ///
 /// Each normalised path is a reader-writer resource. A task claims all its
 /// paths at once or none (so no task ever holds some while waiting for the
@@ -20,16 +19,6 @@ final class PathGate: @unchecked Sendable {
     private var writer: [Bool] = []
     private var readers: [Int32] = []
     private var parked: [[Int32]] = []
-    /// Writers parked on each path. While a path has one, new readers wait
-    /// too (unless read-write overlap is allowed): otherwise a steady stream of
-    /// readers could keep a writer parked forever.
-    private var waitingWriters: [Int32] = []
-    /// Which path a parked writer is counted on. The count stays through
-    /// requeues until the writer claims its paths (dropping it on requeue let
-    /// readers queued ahead slip in every time, starving the writer under
-    /// load) or is found ended when popped (`forget`), so a writer cancelled
-    /// while parked never leaves readers waiting.
-    private var countedWriter: [Int32: Int] = [:]
 
     init(allowReadWriteOverlap: Bool) { self.allowReadWriteOverlap = allowReadWriteOverlap }
 
@@ -39,7 +28,6 @@ final class PathGate: @unchecked Sendable {
             writer.append(false)
             readers.append(0)
             parked.append([])
-            waitingWriters.append(0)
         }
         lock.unlock()
     }
@@ -55,32 +43,18 @@ final class PathGate: @unchecked Sendable {
             let path = Int(c >> 1), isWrite = c & 1 != 0
             let blocked = isWrite
                 ? (writer[path] || (!allowReadWriteOverlap && readers[path] > 0))
-                : (!allowReadWriteOverlap && (writer[path] || waitingWriters[path] > 0))
+                : (!allowReadWriteOverlap && writer[path])
             if blocked {
                 parked[path].append(i)
-                if isWrite && !allowReadWriteOverlap && countedWriter[i] != path {
-                    if let previous = countedWriter[i] { waitingWriters[previous] -= 1 }
-                    waitingWriters[path] += 1
-                    countedWriter[i] = path
-                }
                 return false
             }
         }
-        if let counted = countedWriter.removeValue(forKey: i) { waitingWriters[counted] -= 1 }
         for k in start..<(start + n) {
             let c = pool.claim(k).pointee
             let path = Int(c >> 1)
             if c & 1 != 0 { writer[path] = true } else { readers[path] += 1 }
         }
         return true
-    }
-
-    /// Task `i` ended without claiming its paths (cancelled while parked):
-    /// drops the count it may hold as a waiting writer.
-    func forget(_ i: Int32) {
-        lock.lock()
-        if let counted = countedWriter.removeValue(forKey: i) { waitingWriters[counted] -= 1 }
-        lock.unlock()
     }
 
     /// Releases task `i`'s paths; returns the parked tasks to queue again.

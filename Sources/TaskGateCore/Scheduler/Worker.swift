@@ -180,7 +180,6 @@ extension TaskPool {
         let hasPaths = t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS) != 0
         if tgs_load_u32(&t.pointee.state) != UInt32(TGS_STATE_QUEUED) {  // cancelled while queued
             w.lastEnd = 0
-            if hasPaths { pathGate.forget(i) }
             return
         }
         if hasPaths && !pathGate.tryClaim(i, pool: self) {  // parked until a path frees up
