@@ -750,13 +750,15 @@ static void thread_start_child(void) {
 /* nothreads.c: pthread_create failing (here: address space exhausted by
    1024 thread stacks) was a precondition failure, a crash. Runs first, while
    this process has no other thread, since the child forks from it. */
-static void test_thread_start_failure(void) {
+/* Runs child() in a forked process (it must _exit) and waits for it, at most
+   WAIT_MS. Returns its exit status, or -1 (with a failed check naming `what`)
+   when it did not exit normally in time. */
+static int run_in_child(void (*child)(void), const char *what) {
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
-  if (!CHECK(pid >= 0, "fork: %s", strerror(errno))) return;
-  if (pid == 0) thread_start_child();
-
+  if (!CHECK(pid >= 0, "fork: %s", strerror(errno))) return -1;
+  if (pid == 0) child();
   int status = 0;
   pid_t got = 0;
   int64_t deadline = now_ns() + (int64_t)WAIT_MS * 1000000;
@@ -764,14 +766,19 @@ static void test_thread_start_failure(void) {
   if (got == 0) {
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
-    CHECK(0, "the child creating 1024 workers under RLIMIT_AS did not finish within %d ms", WAIT_MS);
-    return;
+    CHECK(0, "%s: the child did not finish within %d ms", what, WAIT_MS);
+    return -1;
   }
-  CHECK(got == pid, "waitpid: %s", strerror(errno));
-  if (!CHECK(WIFEXITED(status), "the child exited normally (%s %d: crashed)",
+  if (!CHECK(got == pid, "%s: waitpid: %s", what, strerror(errno))) return -1;
+  if (!CHECK(WIFEXITED(status), "%s: the child exited normally (%s %d: crashed)", what,
              WIFSIGNALED(status) ? "signal" : "status", WIFSIGNALED(status) ? WTERMSIG(status) : status))
-    return;
-  int code = WEXITSTATUS(status);
+    return -1;
+  return WEXITSTATUS(status);
+}
+
+static void test_thread_start_failure(void) {
+  int code = run_in_child(thread_start_child, "1024 workers under RLIMIT_AS");
+  if (code < 0) return;
   CHECK(code == CHILD_ENOMEM || code == CHILD_CREATED,
         "the child's tg_pool_create(1024 workers) under a 256 MiB address space: exit status %d "
         "(0: ENOMEM, 1: created; 10: setrlimit failed, 11: no detail, 12: no pool fits after the failure, "
@@ -825,28 +832,12 @@ static void payload_oom_child(void) {
 }
 
 static void test_payload_oom(void) {
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (!CHECK(pid >= 0, "fork: %s", strerror(errno))) return;
-  if (pid == 0) payload_oom_child();
-  int status = 0;
-  pid_t got = 0;
-  int64_t deadline = now_ns() + (int64_t)WAIT_MS * 1000000;
-  while ((got = waitpid(pid, &status, WNOHANG)) == 0 && now_ns() < deadline) sleep_us(2000);
-  if (got == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    CHECK(0, "the out-of-memory child did not finish within %d ms", WAIT_MS);
-    return;
-  }
-  if (!CHECK(WIFEXITED(status), "the out-of-memory child exited normally (signal %d: crashed)",
-             WIFSIGNALED(status) ? WTERMSIG(status) : 0))
-    return;
-  CHECK(WEXITSTATUS(status) == 0,
+  int code = run_in_child(payload_oom_child, "payload copy under a capped address space");
+  if (code < 0) return;
+  CHECK(code == 0,
         "payload copy under a capped address space: child exit status %d (15: TG_OK, 16: another code, "
         "17: tg_last_error does not name the task, 18-21: pool not usable afterwards; 10-14: set-up)",
-        WEXITSTATUS(status));
+        code);
 }
 
 int main(void) {
