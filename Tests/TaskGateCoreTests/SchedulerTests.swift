@@ -206,6 +206,33 @@ import Glibc
         try pool.finish()
     }
 
+    /// A writer is not starved by readers that keep arriving after it: a
+    /// producer submits overlapping readers of one path until the writer of
+    /// that path has ended (or 10 s pass, which fails the test).
+    @Test func writerIsNotStarvedByAStreamOfReaders() async throws {
+        let pool = try TaskPool(PoolConfiguration(workers: 4))
+        let nap = Job { _ in usleep(2_000); return 0 }
+        let writerDone = Atomic<Bool>(false)
+        let writer = Job { _ in writerDone.store(true, ordering: .sequentiallyConsistent); return 0 }
+        try pool.submit((0..<64).map { Def(id: "early\($0)", reads: ["stream/file"], job: nap) })
+        try pool.submit(Def(id: "writer", writes: ["stream/file"], job: writer))
+        let deadline = tgs_monotonic_ns() + ten
+        var k = 0
+        // Bursts keep a queue of readers ahead of the writer whenever it is
+        // queued again, so without writer preference some reader always holds
+        // the path when the writer retries.
+        while !writerDone.load(ordering: .sequentiallyConsistent) && tgs_monotonic_ns() < deadline {
+            try pool.submit((0..<8).map { Def(id: "late\(k)-\($0)", reads: ["stream/file"], job: nap) })
+            k += 1
+            usleep(2_000)
+        }
+        let endedWhileReadersKeptComing = writerDone.load(ordering: .sequentiallyConsistent)
+        #expect(endedWhileReadersKeptComing, "the writer starved behind \(k * 8) readers")
+        try pool.waitFor("writer")
+        #expect(try pool.status("writer") == .succeeded)
+        try pool.finish()
+    }
+
     @Test func readersShareAPath() throws {
         let pool = try TaskPool(PoolConfiguration(workers: 4))
         let inFlight = Atomic<Int>(0), worst = Atomic<Int>(0)

@@ -180,11 +180,20 @@ extension TaskPool {
         let hasPaths = t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS) != 0
         if tgs_load_u32(&t.pointee.state) != UInt32(TGS_STATE_QUEUED) {  // cancelled while queued
             w.lastEnd = 0
+            if hasPaths {
+                let again = pathGate.forget(i)
+                if !again.isEmpty { makeReady(again, worker: -1) }
+            }
             return
         }
-        if hasPaths && !pathGate.tryClaim(i, pool: self) {  // parked until a path frees up
-            w.lastEnd = 0
-            return
+        if hasPaths {
+            var again: [Int32] = []
+            let claimed = pathGate.tryClaim(i, pool: self, again: &again)
+            if !again.isEmpty { makeReady(again, worker: -1) }
+            if !claimed {  // parked until a path frees up
+                w.lastEnd = 0
+                return
+            }
         }
         // Busy before the claim: destroy must never see a worker that holds a
         // task (perhaps cancelled since) as idle.
