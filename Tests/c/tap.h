@@ -136,6 +136,22 @@ static inline void sleep_us(long us) {
 }
 
 /* Waits until *flag >= value or timeout_ms passes; true when it got there. */
+/* A pool for a test, or the program ends with its summary (nothing to test
+   without one). max_concurrency and flags as in tg_pool_options. */
+static inline tg_pool *tap_pool(uint32_t workers, uint32_t max_concurrency, uint32_t flags) {
+  tg_pool_options o = TG_POOL_OPTIONS_INIT;
+  o.workers = workers;
+  o.max_concurrency = max_concurrency;
+  o.flags = flags;
+  tg_pool *pool = NULL;
+  if (!CHECK_RC(tg_pool_create(&o, &pool), TG_OK) || !CHECK(pool != NULL, "pool handle")) {
+    fprintf(stderr, "cannot continue without a pool\n");
+    tg_test_summary();
+    exit(1);
+  }
+  return pool;
+}
+
 static inline int wait_flag(const int *flag, int value, int64_t timeout_ms) {
   int64_t deadline = now_ns() + timeout_ms * 1000000;
   while (at_load(flag) < value) {

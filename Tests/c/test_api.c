@@ -86,18 +86,6 @@ static tg_task_desc desc(const char *id, probe_t *p) {
   return d;
 }
 
-static tg_pool *make_pool(uint32_t workers) {
-  tg_pool_options o = TG_POOL_OPTIONS_INIT;
-  o.workers = workers;
-  tg_pool *pool = NULL;
-  if (!CHECK_RC(tg_pool_create(&o, &pool), TG_OK) || !CHECK(pool != NULL, "pool handle")) {
-    fprintf(stderr, "cannot continue without a pool\n");
-    tg_test_summary();
-    exit(1);
-  }
-  return pool;
-}
-
 static int submit(tg_pool *pool, const char *id, probe_t *p) {
   tg_task_desc d = desc(id, p);
   return tg_pool_submit(pool, &d, NULL);
@@ -317,7 +305,7 @@ static void test_create(void) {
 /* ---- single submissions -------------------------------------------------------- */
 
 static void test_submit_errors(void) {
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   probe_t p = {0};
   p.workers = 2;
   uint64_t seq = 0;
@@ -485,7 +473,7 @@ static void nothing_submitted(tg_pool *pool, const char *const *ids, int n, uint
 }
 
 static void test_batches(void) {
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   probe_t p = {0};
   p.workers = 2;
   uint64_t first = 0;
@@ -658,7 +646,7 @@ static void test_batches(void) {
 /* ---- waiting, cancelling, results ------------------------------------------------ */
 
 static void test_wait_and_cancel(void) {
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   probe_t gate = {0}, q = {0}, ok = {0}, g1 = {0}, g2 = {0};
   gate.block = 1;
   gate.workers = q.workers = ok.workers = g1.workers = g2.workers = 2;
@@ -815,7 +803,7 @@ static void test_wait_and_cancel(void) {
 /* ---- results and the processor's side ------------------------------------------ */
 
 static void test_results(void) {
-  tg_pool *pool = make_pool(3);
+  tg_pool *pool = tap_pool(3, 0, 0);
   static const unsigned char binary[] = {0, 1, 2, 0, 255, 'x', 0};
   probe_t out = {0}, failer = {0}, silent_fail = {0}, anon = {0}, ok_with_error = {0};
   out.workers = failer.workers = silent_fail.workers = anon.workers = ok_with_error.workers = 3;
@@ -921,7 +909,7 @@ static void test_results(void) {
 /* ---- next_completed ---------------------------------------------------------------- */
 
 static void test_next_completed(void) {
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   probe_t p = {0}, gate = {0};
   p.workers = gate.workers = 2;
   gate.block = 1;
@@ -995,7 +983,7 @@ static int spin_until_cancelled(tg_task_ctx *ctx, void *user) {
 }
 
 static void test_stats(void) {
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   tg_pool_stats st = TG_POOL_STATS_INIT;
   CHECK(st.struct_size == sizeof(tg_pool_stats), "TG_POOL_STATS_INIT sets struct_size");
   CHECK_RC(tg_pool_stats_get(pool, NULL), TG_EINVAL);
@@ -1061,7 +1049,7 @@ static void test_stats(void) {
 /* ---- shutdown and destroy ------------------------------------------------------------ */
 
 static void test_shutdown_destroy(void) {
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   probe_t stubborn = {0}, p = {0};
   stubborn.block = 1;
   stubborn.workers = p.workers = 2;
@@ -1097,7 +1085,7 @@ static void test_shutdown_destroy(void) {
 
   /* A processor that ignores cancellation keeps the pool busy after cancel:
      its context points into the pool. */
-  pool = make_pool(2);
+  pool = tap_pool(2, 0, 0);
   probe_t deaf = {0};
   deaf.block = 1;
   deaf.ignore_cancel = 1;
@@ -1118,7 +1106,7 @@ static void test_shutdown_destroy(void) {
   CHECK_RC(tg_pool_destroy(pool), TG_OK);
 
   /* DRAIN that times out may be followed by ABORT. */
-  pool = make_pool(1);
+  pool = tap_pool(1, 0, 0);
   probe_t waiter = {0}, queued = {0};
   waiter.block = 1;
   waiter.workers = queued.workers = 1;
@@ -1136,7 +1124,7 @@ static void test_shutdown_destroy(void) {
   CHECK_RC(tg_pool_destroy(pool), TG_OK);
 
   /* An idle pool that was never shut down is shut down by destroy. */
-  pool = make_pool(4);
+  pool = tap_pool(4, 0, 0);
   probe_t idle = {0};
   idle.workers = 4;
   CHECK_RC(submit(pool, "idle", &idle), TG_OK);
@@ -1154,7 +1142,7 @@ static void *fail_on_other_thread(void *arg) {
 
 static void test_last_error_thread_local(void) {
   tg_pool_stats st = TG_POOL_STATS_INIT;
-  tg_pool *pool = make_pool(1);
+  tg_pool *pool = tap_pool(1, 0, 0);
   CHECK_RC(tg_pool_stats_get(pool, &st), TG_OK);
   CHECK(last_error_empty(), "empty after success");
   pthread_t t;

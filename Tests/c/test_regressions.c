@@ -55,18 +55,6 @@ static int noop_fn(tg_task_ctx *ctx, void *user) {
   return TG_TASK_SUCCEEDED;
 }
 
-static tg_pool *make_pool(uint32_t workers) {
-  tg_pool_options o = TG_POOL_OPTIONS_INIT;
-  o.workers = workers;
-  tg_pool *pool = NULL;
-  if (!CHECK_RC(tg_pool_create(&o, &pool), TG_OK) || !CHECK(pool != NULL, "pool handle")) {
-    fprintf(stderr, "cannot continue without a pool\n");
-    tg_test_summary();
-    exit(1);
-  }
-  return pool;
-}
-
 /* Drains (or, if that times out, aborts) and destroys the pool, checking both. */
 static void finish_pool(tg_pool *pool) {
   int rc = tg_pool_shutdown(pool, TG_SHUTDOWN_DRAIN, WAIT_MS);
@@ -111,7 +99,7 @@ static void test_path_uaf(void) {
   const char *nope[] = {"nope"};
 
   /* One task refused by tg_pool_submit. */
-  tg_pool *pool = make_pool(0);
+  tg_pool *pool = tap_pool(0, 0, 0);
   tg_task_desc d = TG_TASK_DESC_INIT;
   d.fn = noop_fn;
   d.id = "a";
@@ -132,7 +120,7 @@ static void test_path_uaf(void) {
   /* A batch refused as a whole: its first task declares writes of two paths,
      its second names an unknown dependency. Then tasks writing the paths. */
   const char *paths2[] = {"/tmp/tg_uaf_batch/one", "/tmp/tg_uaf_batch/two"};
-  pool = make_pool(2);
+  pool = tap_pool(2, 0, 0);
   tg_task_desc b[2] = {TG_TASK_DESC_INIT, TG_TASK_DESC_INIT};
   b[0].fn = noop_fn;
   b[0].id = "first";
@@ -199,7 +187,7 @@ static void test_path_alias(void) {
   at_store(&alias_max_in_flight, 0);
   at_store(&alias_release, 0);
   at_store(&alias_runs, 0);
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   const char *path[] = {"/tmp/tg_alias_x"}; /* 15 bytes */
   const char *nope[] = {"nope"};
 
@@ -330,7 +318,7 @@ static void test_concurrent_shutdown(void) {
 static void test_cursor(void) {
   const uint64_t cursors[] = {UINT64_MAX, UINT64_MAX - 1, (uint64_t)INT64_MAX + 1, (uint64_t)INT64_MAX, 1000};
   const size_t n = sizeof cursors / sizeof cursors[0];
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   tg_result r = TG_RESULT_INIT;
 
   /* No task at all. */
@@ -446,7 +434,7 @@ static void test_wait_submitted_so_far(void) {
   at_store(&chain_stop, 0);
   at_store(&chain_runs, 0);
   at_store(&chain_bad_submits, 0);
-  chain_pool = make_pool(2);
+  chain_pool = tap_pool(2, 0, 0);
   tg_task_desc d = TG_TASK_DESC_INIT;
   d.fn = chain_fn;
   d.group = "g";
@@ -473,7 +461,7 @@ static void test_wait_submitted_so_far(void) {
   at_store(&producer_stop, 0);
   at_store(&producer_bad_submits, 0);
   at_store(&producer_count, 0);
-  producer_pool = make_pool(1);
+  producer_pool = tap_pool(1, 0, 0);
   pthread_t t;
   if (!CHECK(pthread_create(&t, NULL, producer, NULL) == 0, "producer thread")) {
     finish_pool(producer_pool);
@@ -527,7 +515,7 @@ static void test_sizes(void) {
   static const unsigned char payload[1] = {42};
   const char *fields[] = {"n_deps", "n_reads", "n_writes", "payload_len"};
   const size_t values[] = {SIZE_MAX, (size_t)1 << (sizeof(size_t) * 8 - 1)};
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   for (size_t f = 0; f < 4; f++) {
     for (int with_ptr = 1; with_ptr >= 0; with_ptr--) {
       for (size_t v = 0; v < 2; v++) {
@@ -580,7 +568,7 @@ static void test_idle_shutdown_timeout_0(void) {
   int bad_drain = 0, bad_abort = 0, bad_destroy = 0, first_rc = TG_OK;
   char first_detail[256] = "";
   for (int i = 0; i < ITERS; i++) {
-    tg_pool *pool = make_pool(4);
+    tg_pool *pool = tap_pool(4, 0, 0);
     int mode = i % 5 == 4 ? TG_SHUTDOWN_ABORT : TG_SHUTDOWN_DRAIN; /* mostly DRAIN, as the reproducer */
     int rc = tg_pool_shutdown(pool, mode, 0);
     if (rc != TG_OK) {
@@ -605,7 +593,7 @@ static void test_idle_shutdown_timeout_0(void) {
 /* grp_utf8.c: group names were keyed by Swift Strings, which turn every
    invalid UTF-8 sequence into U+FFFD: "\xff" and "\xfe" were one group. */
 static void test_group_bytes(void) {
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   tg_task_desc d = TG_TASK_DESC_INIT;
   d.fn = noop_fn;
   d.id = "a";
@@ -670,7 +658,7 @@ static void test_many_paths(void) {
     ptrs[i] = names[i];
   }
   at_store(&many_runs, 0);
-  tg_pool *pool = make_pool(2);
+  tg_pool *pool = tap_pool(2, 0, 0);
   tg_task_desc d = TG_TASK_DESC_INIT;
   d.fn = many_fn;
   d.id = "writer";

@@ -75,19 +75,6 @@ static int job_fn(tg_task_ctx *ctx, void *user) {
   return j->result;
 }
 
-static tg_pool *pool_new(uint32_t workers, uint32_t max_concurrency, uint32_t flags) {
-  tg_pool_options o = TG_POOL_OPTIONS_INIT;
-  o.workers = workers;
-  o.max_concurrency = max_concurrency;
-  o.flags = flags;
-  tg_pool *pool = NULL;
-  if (!CHECK_RC(tg_pool_create(&o, &pool), TG_OK)) {
-    tg_test_summary();
-    exit(1);
-  }
-  return pool;
-}
-
 static int submit_job(tg_pool *pool, const char *id, job_t *j, const char *const *deps, size_t n_deps,
                       const char *group) {
   tg_task_desc d = TG_TASK_DESC_INIT;
@@ -149,7 +136,7 @@ static void check_order(tg_pool *pool, const char *parent, const job_t *p, const
 /* ---- dependencies --------------------------------------------------------------- */
 
 static void test_dependencies(uint32_t workers) {
-  tg_pool *pool = pool_new(workers, 0, 0);
+  tg_pool *pool = tap_pool(workers, 0, 0);
   enum { CHAIN = 8, FAN = 16 };
   static job_t chain[CHAIN], dia[2][4], fan[FAN + 2];
   memset(chain, 0, sizeof chain);
@@ -245,7 +232,7 @@ static void check_skipped(tg_pool *pool, const char *id, const job_t *j, const c
 }
 
 static void test_failure_propagation(uint32_t workers) {
-  tg_pool *pool = pool_new(workers, 0, 0);
+  tg_pool *pool = tap_pool(workers, 0, 0);
   static job_t root, child, grand, great, ok, other, indep, late, late2, cancelled, after_cancel;
   memset(&root, 0, sizeof root);
   child = grand = great = ok = other = indep = late = late2 = cancelled = after_cancel = root;
@@ -312,7 +299,7 @@ static void test_failure_propagation(uint32_t workers) {
    order in which concurrent workers start their tasks is not defined. */
 static void test_priorities(int as_batch) {
   enum { PER = 100, N = 3 * PER };
-  tg_pool *pool = pool_new(1, 0, 0);
+  tg_pool *pool = tap_pool(1, 0, 0);
   static job_t jobs[N];
   static job_t gate_job;
   memset(jobs, 0, sizeof jobs);
@@ -364,7 +351,7 @@ static void test_priorities(int as_batch) {
    start_ns must not precede its submit_ns (a stale clock would give x's end). */
 static void test_start_times(void) {
   enum { JUNK = 100000, CHUNK = 10000 };
-  tg_pool *pool = pool_new(1, 0, 0);
+  tg_pool *pool = tap_pool(1, 0, 0);
   static job_t gate_job, x, c, junk_job;
   static tg_task_desc junk[CHUNK];
   memset(&gate_job, 0, sizeof gate_job);
@@ -476,7 +463,7 @@ static void test_paths(uint32_t workers) {
 
   /* 1. Writers of one path never overlap; readers never overlap writers. */
   {
-    tg_pool *pool = pool_new(workers, 0, 0);
+    tg_pool *pool = tap_pool(workers, 0, 0);
     int writers = 0, readers = 0, max_writers = 0, ww = 0, rw = 0;
     memset(jobs, 0, sizeof jobs);
     for (int i = 0; i < WRITERS + READERS; i++) {
@@ -508,7 +495,7 @@ static void test_paths(uint32_t workers) {
   /* 2. Different paths do not exclude each other: a writer of a/x waits for a
      writer of b/x to start. */
   if (workers >= 2) {
-    tg_pool *pool = pool_new(workers, 0, 0);
+    tg_pool *pool = tap_pool(workers, 0, 0);
     int writers_a = 0, writers_b = 0, readers = 0, max = 0, ww = 0, rw = 0, b_started = 0, saw = 0;
     path_job_t a = {0}, b = {0};
     a.writers = &writers_a;
@@ -531,7 +518,7 @@ static void test_paths(uint32_t workers) {
   /* 3. With TG_POOL_ALLOW_READ_WRITE_OVERLAP: everything completes, writers
      still never overlap, and a reader can start while a writer runs. */
   {
-    tg_pool *pool = pool_new(workers, 0, TG_POOL_ALLOW_READ_WRITE_OVERLAP);
+    tg_pool *pool = tap_pool(workers, 0, TG_POOL_ALLOW_READ_WRITE_OVERLAP);
     int writers = 0, readers = 0, max_writers = 0, ww = 0, rw = 0;
     memset(jobs, 0, sizeof jobs);
     for (int i = 0; i < WRITERS + READERS; i++) {
@@ -596,7 +583,7 @@ static int conc_fn(tg_task_ctx *ctx, void *user) {
 
 static void test_max_concurrency(uint32_t workers) {
   enum { N = 40, LIMIT = 2 };
-  tg_pool *pool = pool_new(workers, LIMIT, 0);
+  tg_pool *pool = tap_pool(workers, LIMIT, 0);
   static conc_t jobs[N];
   int running = 0, max_running = 0;
   memset(jobs, 0, sizeof jobs);
@@ -633,7 +620,7 @@ static void *waiter_thread(void *p) {
 }
 
 static void test_timeouts(uint32_t workers) {
-  tg_pool *pool = pool_new(workers, 0, 0);
+  tg_pool *pool = tap_pool(workers, 0, 0);
   static job_t slow, child, grand, quick, queued;
   static job_t gates[8];
   memset(&slow, 0, sizeof slow);
@@ -737,7 +724,7 @@ static void test_cancellation(uint32_t workers) {
   tg_result r;
 
   /* 1. A queued task, cancelled before any worker is free, never runs. */
-  tg_pool *pool = pool_new(workers, 0, 0);
+  tg_pool *pool = tap_pool(workers, 0, 0);
   memset(&victim, 0, sizeof victim);
   dep = run = run_child = fresh = victim;
   hold_workers(pool, "c-gate", gates, workers, &open);
@@ -757,7 +744,7 @@ static void test_cancellation(uint32_t workers) {
   shutdown_and_destroy(pool);
 
   /* 2. A running task sees tg_task_cancelled(); its dependents are skipped. */
-  pool = pool_new(workers, 0, 0);
+  pool = tap_pool(workers, 0, 0);
   run.until_cancel = 1;
   CHECK_RC(submit_job(pool, "c-run", &run, NULL, 0, NULL), TG_OK);
   const char *on_run[] = {"c-run"};
@@ -796,7 +783,7 @@ static void test_cancellation(uint32_t workers) {
   shutdown_and_destroy(pool);
 
   /* 3. cancel_group cancels the group's unfinished tasks only. */
-  pool = pool_new(workers, 0, 0);
+  pool = tap_pool(workers, 0, 0);
   open = 0;
   hold_workers(pool, "cg-gate", gates, workers, &open);
   memset(cg, 0, sizeof cg);
@@ -828,7 +815,7 @@ static void test_cancellation(uint32_t workers) {
   shutdown_and_destroy(pool);
 
   /* 4. cancel_all cancels running and queued tasks; the pool stays usable. */
-  pool = pool_new(workers, 0, 0);
+  pool = tap_pool(workers, 0, 0);
   int never = 0;
   hold_workers(pool, "ca-gate", gates, workers, &never);
   memset(extra, 0, sizeof extra);
@@ -883,7 +870,7 @@ static void test_cancel_running_and_queued(uint32_t workers, int use_group) {
   size_t worst_n = 0;
   int worst_ran = 0;
   for (int round = 0; round < ROUNDS; round++) {
-    tg_pool *pool = pool_new(workers, 0, 0);
+    tg_pool *pool = tap_pool(workers, 0, 0);
     int started = 0, ran = 0;
     tg_task_desc d = TG_TASK_DESC_INIT;
     d.group = "race";
@@ -914,7 +901,7 @@ static void test_cancel_running_and_queued(uint32_t workers, int use_group) {
 /* ---- critical groups --------------------------------------------------------------- */
 
 static void test_critical(uint32_t workers) {
-  tg_pool *pool = pool_new(workers, 0, 0);
+  tg_pool *pool = tap_pool(workers, 0, 0);
   static job_t crit, done, pend1, pend2, running, hold, other1, other2, tcrit, tsib, hold2;
   memset(&crit, 0, sizeof crit);
   done = pend1 = pend2 = running = hold = other1 = other2 = tcrit = tsib = hold2 = crit;
@@ -990,7 +977,7 @@ static void test_critical(uint32_t workers) {
   /* Critical is a property of the group: once the group has a critical
      task, any member's failure cancels the rest; a failure from before the
      group became critical does not. */
-  pool = pool_new(workers, 0, 0);
+  pool = tap_pool(workers, 0, 0);
   static job_t nc_crit, nc_fail, nc_sib, hold3, pre_fail, pre_sib, pre_crit;
   memset(&nc_crit, 0, sizeof nc_crit);
   nc_fail = nc_sib = hold3 = pre_fail = pre_sib = pre_crit = nc_crit;
@@ -1067,7 +1054,7 @@ static void *reader_thread(void *p) {
 }
 
 static void test_waits_and_order(uint32_t workers) {
-  tg_pool *pool = pool_new(workers, 0, 0);
+  tg_pool *pool = tap_pool(workers, 0, 0);
   static job_t jobs[WO_N];
   static char ids[WO_N][16];
   static const char *idp[WO_N];
@@ -1172,7 +1159,7 @@ static void test_shutdown(uint32_t workers) {
   memset(jobs, 0, sizeof jobs);
 
   /* DRAIN runs everything submitted, dependencies included. */
-  tg_pool *pool = pool_new(workers, 0, 0);
+  tg_pool *pool = tap_pool(workers, 0, 0);
   for (int i = 0; i < N; i++) {
     snprintf(ids[i], sizeof ids[i], "dr-%d", i);
     const char *dep[] = {i >= 10 ? ids[i - 10] : NULL};
@@ -1189,7 +1176,7 @@ static void test_shutdown(uint32_t workers) {
   CHECK_RC(tg_pool_destroy(pool), TG_OK);
 
   /* ABORT cancels what has not run and waits for running processors. */
-  pool = pool_new(workers, 0, 0);
+  pool = tap_pool(workers, 0, 0);
   int never = 0;
   hold_workers(pool, "ab-gate", gates, workers, &never);
   memset(queued, 0, sizeof queued);
@@ -1282,7 +1269,7 @@ static void *submitter_thread(void *p) {
 }
 
 static void test_concurrent_submitters(uint32_t workers) {
-  tg_pool *pool = pool_new(workers, 0, 0);
+  tg_pool *pool = tap_pool(workers, 0, 0);
   static struct submitter subs[SUBMITTERS];
   memset(subs, 0, sizeof subs);
   pthread_t threads[SUBMITTERS];

@@ -343,7 +343,7 @@ extension TaskPool {
             if exited >= n { break }
             // Workers outside a processor exit at once; only one still inside
             // a processor that has not returned can outlast the timeout.
-            let inside = (0..<workerCount).filter { tgs_load_u32(sleepWords + $0 * 16 + 1) != 0 }.count
+            let inside = workersInsideProcessors()
             let remaining = left()
             if remaining == 0 && inside > 0 {
                 throw .timedOut("\(inside) workers are still inside a processor that has not returned")
@@ -353,11 +353,16 @@ extension TaskPool {
         joinThreads()
     }
 
+    /// Workers currently between claiming a task and returning from its processor.
+    func workersInsideProcessors() -> Int {
+        (0..<workerCount).filter { tgs_load_u32(sleepWords + $0 * 16 + 1) != 0 }.count
+    }
+
     /// Gets the pool ready to be freed. Refuses while anything is in flight.
     public func close() throws(TaskGateError) {
         if threadsJoined { return }
         let left = unfinishedCount()
-        let busy = (0..<workerCount).filter { tgs_load_u32(sleepWords + $0 * 16 + 1) != 0 }.count
+        let busy = workersInsideProcessors()
         if left > 0 || busy > 0 {
             throw .busy("\(left) tasks have not ended and \(busy) processors are running; shut the pool down first")
         }
