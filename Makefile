@@ -43,7 +43,7 @@ install: lib
 	install -m 755 $(BUILD)/lib/libtaskgate.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libtaskgate.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libtaskgate.so
-	install -m 644 include/taskgate.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/taskgate.h include/taskgate_plugin.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/taskgate.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/taskgate.pc
 

@@ -14,9 +14,10 @@ let package = Package(
     ],
     targets: [
         // C shims: atomics on arena memory, futex, the thread-local error buffer, the task record.
-        .target(name: "CTaskGateSupport"),
+        // The plugin host's C half links libffi (Debian: libffi-dev).
+        .target(name: "CTaskGateSupport", linkerSettings: [.linkedLibrary("ffi")]),
         // The public C header's types, for the thunks (prototypes hidden: the thunks define them).
-        .target(name: "CTaskGateABI"),
+        .target(name: "CTaskGateABI", dependencies: ["CTaskGateSupport"]),
         // The engine, plain Swift, no knowledge of the C ABI.
         .target(name: "TaskGateCore", dependencies: ["CTaskGateSupport"], exclude: ["README.md"],
                 swiftSettings: engineFlags),

@@ -49,6 +49,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "taskgate_plugin.h" /* tg_type, shared with plugin authors */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -56,17 +58,17 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define TG_VERSION_MAJOR 0
-#define TG_VERSION_MINOR 1
+#define TG_VERSION_MINOR 2
 #define TG_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, as tg_version() returns it. */
 #define TG_VERSION_NUMBER (TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH)
-#define TG_VERSION_STRING "0.1.0"
+#define TG_VERSION_STRING "0.2.0"
 
 /* The version of the library actually loaded, as TG_VERSION_NUMBER encodes it.
    Compare with TG_VERSION_NUMBER to detect a header/library mismatch: the
    major numbers must be equal and the library's minor at least the header's. */
 int tg_version(void);
-/* The loaded library's version as static text, e.g. "0.1.0". */
+/* The loaded library's version as static text, e.g. "0.2.0". */
 const char *tg_version_string(void);
 
 /* ---- errors -------------------------------------------------------------- */
@@ -88,13 +90,15 @@ const char *tg_version_string(void);
   X(EFINISHED, -12, "the task has already finished")                            \
   X(ENOMORE, -13, "no more results will come")                                  \
   X(ERANGE, -14, "value out of range")                                          \
-  X(EINTERNAL, -15, "internal error")
+  X(EINTERNAL, -15, "internal error")                                           \
+  X(EPLUGIN, -16, "the plugin was refused")                                     \
+  X(ETYPE, -17, "an argument does not match the processor's signature")
 
 typedef enum tg_error {
 #define TG_ERROR_ENUM_(name, code, msg) TG_##name = code,
   TG_ERROR_TABLE(TG_ERROR_ENUM_)
 #undef TG_ERROR_ENUM_
-  TG_ERROR_LAST_ = -15
+  TG_ERROR_LAST_ = -17
 } tg_error;
 
 /* Static text for an error code ("unknown error" for codes it does not know).
@@ -146,6 +150,56 @@ const char *tg_status_name(int status);
    context. It should poll tg_task_cancelled() in long loops: threads are never
    killed, and a cancelled or timed-out task's late result is discarded. */
 typedef int (*tg_processor_fn)(tg_task_ctx *ctx, void *user);
+
+/* ---- values: typed arguments for plugin processors ------------------------- */
+
+/* A plugin processor loaded into a pool (see "plugins" below). Opaque. */
+typedef struct tg_processor tg_processor;
+/* A loaded plugin. Opaque. */
+typedef struct tg_plugin tg_plugin;
+
+/* One argument: a TG_TYPE_* tag and the value in the matching member.
+   Integers of every width go in .i (signed) or .u (unsigned), floats and
+   doubles in .d, booleans in .i (0 or 1). At submission an integer is
+   accepted for any integer type whose range holds it, and for DOUBLE and
+   FLOAT; anything else must match the declared type exactly. */
+typedef struct tg_value {
+  int32_t type;    /* TG_TYPE_* */
+  uint32_t reserved;
+  union {
+    int64_t i;
+    uint64_t u;
+    double d;
+    const char *s; /* NUL-terminated, not NULL */
+    struct {
+      const void *data; /* may be NULL when len is 0 */
+      size_t len;
+    } bytes;
+  } as;
+} tg_value;
+
+static inline tg_value tg_value_i64(tg_type type, int64_t v) {
+  tg_value x; x.type = (int32_t)type; x.reserved = 0; x.as.bytes.len = 0; x.as.i = v; return x;
+}
+static inline tg_value tg_value_u64(uint64_t v) {
+  tg_value x; x.type = TG_TYPE_U64; x.reserved = 0; x.as.bytes.len = 0; x.as.u = v; return x;
+}
+static inline tg_value tg_value_double(double v) {
+  tg_value x; x.type = TG_TYPE_DOUBLE; x.reserved = 0; x.as.bytes.len = 0; x.as.d = v; return x;
+}
+static inline tg_value tg_value_bool(int v) {
+  tg_value x; x.type = TG_TYPE_BOOL; x.reserved = 0; x.as.bytes.len = 0; x.as.i = v != 0; return x;
+}
+static inline tg_value tg_value_string(const char *s) {
+  tg_value x; x.type = TG_TYPE_STRING; x.reserved = 0; x.as.bytes.len = 0; x.as.s = s; return x;
+}
+static inline tg_value tg_value_bytes(const void *data, size_t len) {
+  tg_value x; x.type = TG_TYPE_BYTES; x.reserved = 0; x.as.bytes.data = data; x.as.bytes.len = len; return x;
+}
+
+/* "i32", "u32", "i64", "u64", "double", "bool", "string", "bytes", "float",
+   "i8", "u8", "i16", "u16"; "unknown" otherwise. Static text. */
+const char *tg_type_name(int type);
 
 /* ---- pools --------------------------------------------------------------- */
 
@@ -212,11 +266,17 @@ typedef struct tg_task_desc {
   uint32_t flags;             /* TG_TASK_* */
   int32_t difficulty;         /* a score for budgets; not used for scheduling */
   int64_t timeout_ms;         /* from the moment it starts; <= 0: none */
+  /* Since 0.2: a plugin processor instead of fn (set exactly one of them),
+     with its arguments, checked against its signature at submission and
+     copied (strings and bytes included). */
+  const tg_processor *processor;
+  const tg_value *args;
+  size_t n_args;
 } tg_task_desc;
 
 #define TG_TASK_DESC_INIT \
   { (uint32_t)sizeof(tg_task_desc), TG_PRIORITY_NORMAL, NULL, NULL, NULL, NULL, 0, \
-    NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0 }
+    NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL, NULL, 0 }
 
 /* Submits one task. On success, *out_seq (may be NULL) receives the task's
    submission number: 0 for the pool's first task, then 1, 2, ...
@@ -324,6 +384,66 @@ typedef struct tg_pool_stats {
 
 /* Counts so far; a snapshot, not atomic across fields while work runs. */
 int tg_pool_stats_get(tg_pool *pool, tg_pool_stats *out);
+
+/* ---- plugins ------------------------------------------------------------ */
+
+/* Loads the plugin at `path` into the pool (taskgate_plugin.h describes what a
+   plugin is). The path is used as given: a name without a slash is NOT looked
+   up in the library search path nor the current directory; write "./x.so" for
+   that. The descriptor is checked before any of the plugin's functions run;
+   then its init hook runs. Loading a file that is already loaded in this pool
+   (the same file, by device and inode) returns the same handle and counts one
+   more load. *out receives the handle, valid until the matching
+   tg_plugin_unload() or tg_pool_destroy().
+   Errors: TG_EINVAL, TG_EBADHANDLE, TG_ESHUTDOWN, TG_ENOMEM, and TG_EPLUGIN
+   with tg_last_error() naming the file and why: no such file, not a loadable
+   shared object, no descriptor, bad magic, another ABI major or a newer minor,
+   a missing symbol, an unknown argument type, a bad name, a processor name
+   already registered by another plugin, init failed. */
+int tg_plugin_load(tg_pool *pool, const char *path, tg_plugin **out);
+
+/* Undoes one tg_plugin_load(). The last unload runs the shutdown hook and
+   closes the file; it is refused with TG_EBUSY while tasks of the plugin are
+   in flight (submitted and not ended, or still running after a cancel or
+   timeout). Errors: TG_EINVAL, TG_EBADHANDLE, TG_EBUSY. */
+int tg_plugin_unload(tg_pool *pool, tg_plugin *plugin);
+
+typedef struct tg_plugin_info {
+  uint32_t struct_size;      /* sizeof(tg_plugin_info), set by the caller */
+  uint32_t n_processors;
+  const char *name;          /* strings: owned by the pool, valid while loaded */
+  const char *version;
+  const char *description;   /* "" when none */
+  const char *path;          /* the resolved path of the file */
+  uint32_t abi_major;
+  uint32_t abi_minor;        /* what the plugin was built against */
+} tg_plugin_info;
+#define TG_PLUGIN_INFO_INIT { (uint32_t)sizeof(tg_plugin_info), 0, NULL, NULL, NULL, NULL, 0, 0 }
+
+int tg_plugin_get_info(const tg_plugin *plugin, tg_plugin_info *out);
+/* The plugin's index-th processor (0 .. n_processors-1), in declared order.
+   Errors: TG_EINVAL, TG_EBADHANDLE, TG_ERANGE. */
+int tg_plugin_processor_at(const tg_plugin *plugin, uint32_t index, const tg_processor **out);
+/* Finds a processor by its full name, "<plugin>.<processor>", among the
+   plugins loaded in the pool. Errors: TG_ENOTFOUND (naming it), TG_EINVAL. */
+int tg_pool_find_processor(tg_pool *pool, const char *name, const tg_processor **out);
+
+#define TG_PROCESSOR_HAS_SETUP (1u << 0)
+#define TG_PROCESSOR_HAS_CLEANUP (1u << 1)
+
+typedef struct tg_processor_info {
+  uint32_t struct_size;      /* sizeof(tg_processor_info), set by the caller */
+  uint32_t n_args;
+  const char *name;          /* full name, "text.upper"; owned by the pool */
+  const char *description;   /* "" when none */
+  const uint8_t *arg_types;  /* n_args TG_TYPE_* values */
+  const char *signature;     /* "(string, i32, double)" */
+  uint32_t flags;            /* TG_PROCESSOR_* */
+  uint32_t reserved;
+} tg_processor_info;
+#define TG_PROCESSOR_INFO_INIT { (uint32_t)sizeof(tg_processor_info), 0, NULL, NULL, NULL, NULL, 0, 0 }
+
+int tg_processor_get_info(const tg_processor *processor, tg_processor_info *out);
 
 /* ---- inside a processor -------------------------------------------------- */
 

@@ -66,24 +66,34 @@ public func tg_pool_destroy(_ p: UnsafeMutablePointer<tg_pool>?) -> Int32 {
 // MARK: - Submission
 
 private let descSize = UInt32(MemoryLayout<tg_task_desc>.size)
+/// tg_task_desc as 0.1 knew it (before processor, args, n_args).
+private let descSize01 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.processor)!)
+@inline(__always) private func knownDescSize(_ n: UInt32) -> Bool { n == descSize || n == descSize01 }
+@inline(__always) private func hasPluginFields(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size == descSize }
 
 /// Checks one description; nil when fine, else the message.
 @inline(__always)
 private func problem(_ d: UnsafePointer<tg_task_desc>, _ i: Int, batch: Bool) -> String? {
     let t = d.pointee
     // size_t arrives as Int: a count of 2^63 or more shows as negative.
-    let fine = t.fn != nil && t.priority >= TG_PRIORITY_LOW && t.priority <= TG_PRIORITY_HIGH
+    let plugin = hasPluginFields(d) && t.processor != nil
+    let fine = (t.fn != nil) != plugin && t.priority >= TG_PRIORITY_LOW && t.priority <= TG_PRIORITY_HIGH
         && t.n_deps >= 0 && t.n_reads >= 0 && t.n_writes >= 0 && t.payload_len >= 0
         && (t.n_deps == 0 || t.deps != nil) && (t.n_reads == 0 || t.reads != nil)
         && (t.n_writes == 0 || t.writes != nil) && (t.payload_len == 0 || t.payload != nil)
         && t.flags & ~TG_TASK_CRITICAL == 0
+        && (!plugin || (t.n_args >= 0 && (t.n_args == 0 || t.args != nil)))
     return fine ? nil : describeProblem(d, i, batch: batch)
 }
 
 private func describeProblem(_ d: UnsafePointer<tg_task_desc>, _ i: Int, batch: Bool) -> String {
     let who: String = d.pointee.id.map { "task '\(String(cString: $0))'" }
         ?? (batch ? "task #\(i) of the batch" : "the task")
-    if d.pointee.fn == nil { return "\(who): fn (the processor) is NULL" }
+    let plugin = hasPluginFields(d) && d.pointee.processor != nil
+    if d.pointee.fn == nil && !plugin { return "\(who): fn (the processor) is NULL, and so is processor" }
+    if d.pointee.fn != nil && plugin { return "\(who): both fn and processor are set; give one" }
+    if plugin && d.pointee.n_args < 0 { return "\(who): n_args is \(UInt(bitPattern: d.pointee.n_args)), more than any array could hold" }
+    if plugin && d.pointee.n_args > 0 && d.pointee.args == nil { return "\(who): n_args is \(d.pointee.n_args) but args is NULL" }
     if d.pointee.priority < TG_PRIORITY_LOW || d.pointee.priority > TG_PRIORITY_HIGH {
         return "\(who): priority \(d.pointee.priority) is not TG_PRIORITY_LOW, _NORMAL or _HIGH"
     }
@@ -101,9 +111,24 @@ private func describeProblem(_ d: UnsafePointer<tg_task_desc>, _ i: Int, batch: 
     return "\(who): invalid description"
 }
 
-@inline(__always) private func spec(_ d: UnsafePointer<tg_task_desc>) -> TaskSpec {
-    let fn = unsafeBitCast(d.pointee.fn, to: Processor.self)
-    var s = TaskSpec(id: d.pointee.id, processor: fn, user: d.pointee.user)
+private func refusedProcessor(_: UnsafeMutablePointer<tgs_task>?, _: UnsafeMutableRawPointer?) -> Int32 { 1 }
+
+@inline(__always) private func spec(_ d: UnsafePointer<tg_task_desc>, _ pool: TaskPool) -> TaskSpec {
+    var s: TaskSpec
+    if hasPluginFields(d), let proc = d.pointee.processor {
+        s = TaskSpec(id: d.pointee.id, processor: refusedProcessor, user: nil)
+        if let q = pool.plugins.liveProcessor(UnsafeRawPointer(proc)) {
+            s.plugin = q
+            if d.pointee.n_args > 0 {
+                s.arguments = UnsafeBufferPointer(start: UnsafeRawPointer(d.pointee.args!).assumingMemoryBound(to: tgs_value.self),
+                                                  count: d.pointee.n_args)
+            }
+        } else {
+            s.invalidReason = "\(d.pointee.id.map { "task '\(String(cString: $0))'" } ?? "the task"): processor \(proc) is not a processor of a plugin loaded in this pool (unloaded, or from another pool)"
+        }
+    } else {
+        s = TaskSpec(id: d.pointee.id, processor: unsafeBitCast(d.pointee.fn, to: Processor.self), user: d.pointee.user)
+    }
     if d.pointee.payload_len > 0 { s.payload = UnsafeRawBufferPointer(start: d.pointee.payload, count: d.pointee.payload_len) }
     if d.pointee.n_deps > 0 { s.dependencies = UnsafeBufferPointer(start: d.pointee.deps, count: d.pointee.n_deps) }
     if d.pointee.n_reads > 0 { s.reads = UnsafeBufferPointer(start: d.pointee.reads, count: d.pointee.n_reads) }
@@ -121,12 +146,12 @@ public func tg_pool_submit(_ p: UnsafeMutablePointer<tg_pool>?, _ d: UnsafePoint
                            _ outSeq: UnsafeMutablePointer<UInt64>?) -> Int32 {
     guard let pool = engine(p, "tg_pool_submit") else { return badHandleCode(p) }
     guard let d else { return fail(TG_EINVAL, "tg_pool_submit: task is NULL") }
-    guard d.pointee.struct_size == descSize else {
+    guard knownDescSize(d.pointee.struct_size) else {
         return fail(TG_EVERSION, "tg_pool_submit: task->struct_size is \(d.pointee.struct_size), this library knows \(descSize) (use TG_TASK_DESC_INIT)")
     }
     if let message = problem(d, 0, batch: false) { return fail(TG_EINVAL, message) }
     do {
-        let seq = try pool.submit(spec(d))
+        let seq = try pool.submit(spec(d, pool))
         outSeq?.pointee = seq
     } catch { return fail(error) }
     return ok()
@@ -140,7 +165,7 @@ public func tg_pool_submit_batch(_ p: UnsafeMutablePointer<tg_pool>?, _ tasks: U
     guard let tasks else { return fail(TG_EINVAL, "tg_pool_submit_batch: tasks is NULL") }
     guard count > 0 else { return fail(TG_EINVAL, "tg_pool_submit_batch: count is \(countIn) (must be 1 .. \(Int32.max - 2))") }
     let stride = Int(tasks.pointee.struct_size)
-    guard stride == Int(descSize) else {
+    guard knownDescSize(UInt32(stride)) else {
         return fail(TG_EVERSION, "tg_pool_submit_batch: tasks[0].struct_size is \(stride), this library knows \(descSize) (use TG_TASK_DESC_INIT)")
     }
     let raw = UnsafeRawPointer(tasks)
@@ -155,13 +180,13 @@ public func tg_pool_submit_batch(_ p: UnsafeMutablePointer<tg_pool>?, _ tasks: U
     func checkedSpec(_ i: Int) -> TaskSpec {
         let d = at(i)
         var reason: String? = nil
-        if d.pointee.struct_size != descSize {
+        if Int(d.pointee.struct_size) != stride {
             reason = "tg_pool_submit_batch: tasks[\(i)].struct_size is \(d.pointee.struct_size), tasks[0]'s is \(stride)"
             versionError = reason
         } else if let message = problem(d, i, batch: true) {
             reason = message
         }
-        guard let reason else { return spec(d) }
+        guard let reason else { return spec(d, pool) }
         var refused = TaskSpec(id: nil, processor: { _, _ in 1 })
         refused.invalidReason = reason
         return refused
@@ -169,7 +194,7 @@ public func tg_pool_submit_batch(_ p: UnsafeMutablePointer<tg_pool>?, _ tasks: U
     do {
         let first = try pool.submitBatch(
             count: count,
-            id: { at($0).pointee.struct_size == descSize ? at($0).pointee.id : nil },
+            id: { Int(at($0).pointee.struct_size) == stride ? at($0).pointee.id : nil },
             spec: checkedSpec)
         outFirst?.pointee = first
     } catch {

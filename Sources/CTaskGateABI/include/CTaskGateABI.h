@@ -18,7 +18,17 @@ struct tg_task_ctx {
   char opaque;
 };
 
+/* A tg_plugin * is the engine's tgp_plugin record, a tg_processor * its
+   tgp_proc record (each starts with a magic number). */
+struct tg_plugin {
+  char opaque;
+};
+struct tg_processor {
+  char opaque;
+};
+
 /* From the header's error table (abi.c). */
 const char *tgabi_error_message(int code);
 const char *tgabi_error_name(int code);
+const char *tgabi_type_name(int type);
 #endif

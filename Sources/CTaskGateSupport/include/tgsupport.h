@@ -51,6 +51,7 @@ TGS_ATOMIC_OPS(uint64_t, u64)
 
 static inline int32_t tgs_load_sc_i32(const int32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void tgs_store_sc_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline void tgs_store_sc_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 static inline int64_t tgs_load_sc_i64(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void tgs_store_sc_i64(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 static inline void *tgs_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -115,6 +116,7 @@ enum {
   TGS_TASK_HAS_PATHS = 1u << 1,
   TGS_TASK_HAS_TIMEOUT = 1u << 2,
   TGS_TASK_HAS_DEPS = 1u << 3,
+  TGS_TASK_PLUGIN = 1u << 4, /* fn is tgp_trampoline, user its argument block */
 };
 
 /* One record per submitted task, in the pool's task slab: exactly 128 bytes,

@@ -358,6 +358,12 @@ extension TaskPool {
         (0..<workerCount).filter { tgs_load_u32(sleepWords + $0 * 16 + 1) != 0 }.count
     }
 
+    /// False once shutdown began.
+    public var isAccepting: Bool {
+        submitLock.lock(); defer { submitLock.unlock() }
+        return accepting
+    }
+
     /// Gets the pool ready to be freed. Refuses while anything is in flight.
     public func close() throws(TaskGateError) {
         if threadsJoined { return }
@@ -367,5 +373,6 @@ extension TaskPool {
             throw .busy("\(left) tasks have not ended and \(busy) processors are running; shut the pool down first")
         }
         try shutdown(.drain, timeout: -1)
+        plugins.closeAll()
     }
 }

@@ -13,10 +13,15 @@ public enum TaskGateError: Error, Equatable, CustomStringConvertible {
     case alreadyFinished(String)
     case noMore
     case outOfRange(String)
+    /// A plugin file refused at load, or a processor no longer loaded.
+    case pluginRefused(String)
+    /// A plugin task's arguments do not match its processor's signature.
+    case argumentMismatch(String)
 
     public var description: String {
         switch self {
-        case .invalid(let s), .outOfMemory(let s), .outOfRange(let s): return s
+        case .invalid(let s), .outOfMemory(let s), .outOfRange(let s), .pluginRefused(let s), .argumentMismatch(let s):
+            return s
         case .duplicateId(let id): return "task '\(id)': a task with this id already exists"
         case .unknownDependency(let task, let dep):
             return "task '\(task)': dependency '\(dep)' names no task submitted before it or in its batch"

@@ -28,6 +28,10 @@ public struct TaskSpec {
     /// Set by a caller that found the description unusable while converting
     /// it: the batch is refused with this reason (and nothing else is read).
     public var invalidReason: String? = nil
+    /// A plugin processor instead of `processor`, with its arguments (checked
+    /// against its signature and copied at submission).
+    public var plugin: PluginProcessor? = nil
+    public var arguments = UnsafeBufferPointer<tgs_value>(start: nil, count: 0)
 
     public init(id: UnsafePointer<CChar>?, processor: @escaping Processor, user: UnsafeMutableRawPointer? = nil) {
         self.id = id
@@ -128,6 +132,8 @@ public final class TaskPool: @unchecked Sendable {
     let sleepWords: UnsafeMutablePointer<UInt32>
     var workers: [Worker] = []
     let pathGate: PathGate
+    /// Plugins loaded into this pool.
+    public let plugins = PluginRegistry()
     /// Created with the pool; its thread starts with the first timeout.
     var deadlines: DeadlineTimer!
 
@@ -231,6 +237,23 @@ public final class TaskPool: @unchecked Sendable {
         groupChunks[Int(g) >> 12].unsafelyUnwrapped + (Int(g) & ((1 << 12) - 1))
     }
 
+    /// Points a new record at the plugin trampoline with its argument block.
+    private func submitPluginTask(_ t: UnsafeMutablePointer<tgs_task>, _ proc: PluginProcessor, _ s: TaskSpec, _ i: Int,
+                                  _ refuse: (TaskGateError) -> TaskGateError) throws(TaskGateError) {
+        let who = describe(s.id, i)
+        do { try proc.check(s.arguments, who: who) } catch { throw refuse(error) }
+        guard tgp_acquire(proc.c) != 0 else {
+            throw refuse(.pluginRefused("\(who): processor '\(proc.name)' is not loaded (its plugin was unloaded)"))
+        }
+        t.pointee.flags |= UInt8(TGS_TASK_PLUGIN)  // from here a refusal releases it
+        let args = s.arguments.baseAddress ?? UnsafePointer(bitPattern: 8)!
+        let size = tgp_block_size(proc.c, args)
+        guard let block = bytes.reserve(size) else { throw refuse(.outOfMemory("\(who): no memory for its arguments")) }
+        tgp_block_fill(proc.c, args, block)
+        t.pointee.fn = unsafeBitCast(tgp_trampoline as Processor, to: UnsafeMutableRawPointer.self)
+        t.pointee.user = block
+    }
+
     /// Tasks submitted so far (their submission numbers are 0 ..< count).
     public var submittedCount: Int { Int(tgs_load_i64(submitted)) }
 
@@ -268,6 +291,9 @@ public final class TaskPool: @unchecked Sendable {
         var anyDependencies = false
 
         func refuse(_ e: TaskGateError) -> TaskGateError {
+            for i in base..<tasks.count where task(i).pointee.flags & UInt8(TGS_TASK_PLUGIN) != 0 {
+                tgp_release(task(i))
+            }
             ids.rollbackBatch()
             tasks.truncate(to: base)
             claims.truncate(to: claimsBase)
@@ -325,6 +351,9 @@ public final class TaskPool: @unchecked Sendable {
                 x.initialize(to: tgs_task_extra())
                 x.pointee.difficulty = s.difficulty
                 t.pointee.extra = x
+            }
+            if let proc = s.plugin {
+                try submitPluginTask(t, proc, s, i, refuse)
             }
             if s.timeoutNanoseconds > 0 {
                 t.pointee.extra.pointee.timeout_ns = s.timeoutNanoseconds

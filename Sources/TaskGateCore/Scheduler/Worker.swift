@@ -212,7 +212,10 @@ extension TaskPool {
         if cancelledBeforeStart(i, t) {
             tgs_store_u32(w.busy, 0)
             w.lastEnd = 0
-            _ = tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_QUEUED))
+            if tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_QUEUED)) == 0 {
+                // The canceller finalized it while it was ours: it will never run.
+                releaseProcessor(t)
+            }
             if hasPaths { releasePaths(i, worker: w.index) }
             return
         }
@@ -229,6 +232,7 @@ extension TaskPool {
             deadlines.add(task: i, attempt: attempt, deadline: start + t.pointee.extra.pointee.timeout_ns)
         }
         let rc = tgs_call_processor(t)
+        releaseProcessor(t)
         tgs_store_u32(w.busy, 0)
         let end = tgs_monotonic_ns()
         w.lastEnd = end
@@ -244,6 +248,13 @@ extension TaskPool {
             free(t.pointee.error)
             t.pointee.error = nil
         }
+    }
+
+    /// The engine will not call this task's processor again: a plugin task
+    /// drops its plugin's in-flight count (which lets the plugin unload).
+    /// Called once per task, before its end is published where it can be.
+    @inline(__always) func releaseProcessor(_ t: UnsafeMutablePointer<tgs_task>) {
+        if t.pointee.flags & UInt8(TGS_TASK_PLUGIN) != 0 { tgp_release(t) }
     }
 
     private func releasePaths(_ i: Int32, worker: Int) {
@@ -386,6 +397,7 @@ extension TaskPool {
         }
         c.pointee.note = strdup(note)
         c.pointee.end_ns = tgs_monotonic_ns()
+        releaseProcessor(c)
         return true
     }
 
@@ -429,7 +441,11 @@ extension TaskPool {
             let s = tgs_load_u32(&t.pointee.state)
             if s >= UInt32(TGS_STATE_FINALIZING) { return false }
             if tgs_cas_u32(&t.pointee.state, s, UInt32(TGS_STATE_FINALIZING)) != 0 {
-                if s == UInt32(TGS_STATE_RUNNING) { tgs_or_sc_u32(&t.pointee.signals, UInt32(TGS_SIGNAL_CANCEL)) }
+                if s == UInt32(TGS_STATE_RUNNING) {
+                    tgs_or_sc_u32(&t.pointee.signals, UInt32(TGS_SIGNAL_CANCEL))
+                } else {
+                    releaseProcessor(t)  // never started, never will
+                }
                 t.pointee.note = strdup(note)
                 t.pointee.end_ns = tgs_monotonic_ns()
                 finish(i, .cancelled, worker: -1)

@@ -41,6 +41,18 @@ struct ByteArena: @unchecked Sendable {
         return p
     }
 
+    /// `count` uninitialised bytes, 8-byte aligned. Nil when out of memory.
+    mutating func reserve(_ count: Int) -> UnsafeMutableRawPointer? {
+        let need = (count + 7) & ~7
+        if need <= remaining {
+            let p = cursor.unsafelyUnwrapped
+            cursor = p + need
+            remaining -= need
+            return p
+        }
+        return allocate(need)
+    }
+
     private mutating func allocate(_ need: Int) -> UnsafeMutableRawPointer? {
         if need > Self.chunkBytes / 4 {
             // A large payload gets a block of its own; the current chunk keeps serving small ones.
