@@ -17,16 +17,33 @@ CFLAGS_TEST := -std=c99 -O2 -g -Wall -Wextra -Werror -pthread
 
 # lld rather than gold: gold leaves the engine's type metadata in .dynsym as
 # LOCAL entries; lld keeps the dynamic symbol table to exactly the tg_* exports.
-SWIFT_RELEASE := swift build -c release --product taskgate \
-	-Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
+# The CLI is built with the same flags, so the two builds share every object
+# (other flags would recompile the engine): on an executable the export map
+# only keeps its dynamic symbol table empty, and the SONAME is inert.
+SWIFT_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 	-Xlinker --version-script=$(CURDIR)/scripts/exports.map \
 	-Xlinker -soname=$(SONAME)
+SWIFT_RELEASE := swift build $(SWIFT_FLAGS) --product taskgate
+PLUGIN_CFLAGS := -std=c99 -O2 -g -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden -pthread -Iinclude
+PLUGINS := $(patsubst examples/plugins/%.c,$(BUILD)/plugins/lib%.so,$(wildcard examples/plugins/*.c))
 
 SOURCES := $(shell find Sources include -type f) Package.swift scripts/exports.map Makefile
 
-.PHONY: all lib install stage deps demo check test-header test-library test-swift test-c test-tsan bench clean
-all: lib
+.PHONY: all lib cli plugins install stage deps demo check test-cli test-header test-library test-swift test-c test-tsan bench clean
+all: lib cli plugins
 lib: $(BUILD)/lib/libtaskgate.so
+cli: $(BUILD)/bin/taskgate
+plugins: $(PLUGINS)
+
+$(BUILD)/bin/taskgate: $(SOURCES)
+	swift build $(SWIFT_FLAGS) --product taskgate-cli
+	mkdir -p $(BUILD)/bin
+	cp .build/release/taskgate-cli $(BUILD)/bin/taskgate
+
+# The example plugins: plain C against taskgate_plugin.h alone (no -ltaskgate).
+$(BUILD)/plugins/lib%.so: examples/plugins/%.c include/taskgate_plugin.h
+	mkdir -p $(BUILD)/plugins
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $<
 
 # SwiftPM does not relink when only the file behind a linker flag (the export
 # map) changed, so the old library goes first.
@@ -54,12 +71,19 @@ stage: lib
 deps:
 	@scripts/install-deps
 
-demo: deps stage
+# The main job on the shipped example: a task file run through the example plugins.
+demo: deps cli plugins
+	rm -rf examples/pipeline/out
+	$(BUILD)/bin/taskgate run examples/pipeline/tasks.json --results $(BUILD)/pipeline-results.json
+	@echo "results: $(BUILD)/pipeline-results.json; outputs: examples/pipeline/out/"
+
+# The C example linking the library directly.
+demo-c: deps stage
 	PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig $(CC) -std=c99 -O2 -Wall -Wextra -o $(BUILD)/checksum_files \
 		examples/checksum_files.c $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs taskgate)
 	$(BUILD)/checksum_files examples/data $(BUILD)/data.manifest
 
-check: deps test-header test-library test-swift test-c test-tsan
+check: deps test-header test-library test-swift test-c test-cli test-tsan
 
 # The header compiles as C99 and C++ with warnings as errors, and agrees with the exports.
 test-header:
@@ -85,6 +109,11 @@ test-tsan:
 		| tee $(BUILD)/tsan.log; status=$${PIPESTATUS[0]}; \
 	if grep -q "WARNING: ThreadSanitizer" $(BUILD)/tsan.log; then \
 		echo "ThreadSanitizer reported races (see $(BUILD)/tsan.log)"; exit 1; fi; exit $$status
+
+# The CLI and the task-file schema, driven by Python's unittest on the real binary.
+test-cli: cli plugins
+	TASKGATE=$(BUILD)/bin/taskgate PLUGINS=$(BUILD)/plugins python3 -m unittest discover -s Tests/cli -t Tests/cli -v 2>&1 \
+		| tee $(BUILD)/cli-test.log | tail -n 30; exit $${PIPESTATUS[0]}
 
 bench: deps stage
 	benchmarks/run

@@ -11,6 +11,8 @@ let package = Package(
     products: [
         // libtaskgate.so: only the C ABI (tg_*) is exported from release builds (see Makefile).
         .library(name: "taskgate", type: .dynamic, targets: ["TaskGate"]),
+        // The command-line program; `make` installs it as build/bin/taskgate.
+        .executable(name: "taskgate-cli", targets: ["TaskGateCLI"]),
     ],
     targets: [
         // C shims: atomics on arena memory, futex, the thread-local error buffer, the task record.
@@ -24,6 +26,8 @@ let package = Package(
         // @_cdecl thunks only.
         .target(name: "TaskGate", dependencies: ["TaskGateCore", "CTaskGateABI", "CTaskGateSupport"],
                 swiftSettings: engineFlags),
+        // The CLI: a client of the engine (no Foundation).
+        .executableTarget(name: "TaskGateCLI", dependencies: ["TaskGateCore", "CTaskGateSupport"]),
         .testTarget(name: "TaskGateCoreTests", dependencies: ["TaskGateCore", "CTaskGateSupport"]),
     ]
 )

@@ -38,15 +38,19 @@
  *     TG_TYPE_U64        uint64_t
  *     TG_TYPE_DOUBLE     double
  *     TG_TYPE_FLOAT      double                 promoted; convert back yourself
- *     TG_TYPE_BOOL       int                    promoted; 0 or 1
+ *     TG_TYPE_BOOL       int                    promoted; always 0 or 1
  *     TG_TYPE_I8, I16    int                    promoted
  *     TG_TYPE_U8, U16    int                    promoted
  *     TG_TYPE_STRING     const char *           NUL-terminated UTF-8, never NULL
- *     TG_TYPE_BYTES      const void *, size_t   two variadic arguments
+ *     TG_TYPE_BYTES      const void *, size_t   two variadic arguments; the
+ *                                               pointer is NULL when the size is 0
  *
  *   Strings and bytes are owned by the host and valid during the call.
  *   Return TG_PLUGIN_OK (0) for success, anything else for failure; set an
- *   error message with task->host->set_error() to say why.
+ *   error message with task->host->set_error() to say why (a timeout or a
+ *   cancellation replaces it with the host's own). An output may hold up to
+ *   4 GiB. Every symbol the descriptor names must be a function (the
+ *   descriptor itself must be data).
  *
  * THREADS
  *   Entry points, setup and cleanup run on the host's worker threads, several
@@ -143,7 +147,8 @@ struct tg_plugin_task {
   void *task_state;            /* the plugin's own, for setup -> entry -> cleanup */
   const tg_plugin_host *host;  /* host functions */
   void *host_private;          /* the host's; do not touch */
-  const char *credential;      /* the current credential, or NULL (none configured) */
+  const char *credential;      /* the current credential, or NULL: reserved for
+                                  credential rotation, NULL in this release */
 };
 
 typedef int (*tg_plugin_entry_fn)(tg_plugin_task *task, ...);
@@ -151,12 +156,13 @@ typedef int (*tg_plugin_setup_fn)(tg_plugin_task *task);
 typedef void (*tg_plugin_cleanup_fn)(tg_plugin_task *task, int outcome);
 /* init: called once after the descriptor passed its checks; non-zero refuses
    the plugin (set *plugin_state, or an error text of up to error_cap bytes in
-   error, NUL-terminated). */
+   error, NUL-terminated; error_cap is at least 256). */
 typedef int (*tg_plugin_init_fn)(const tg_plugin_host *host, void **plugin_state,
                                  char *error, size_t error_cap);
 typedef void (*tg_plugin_shutdown_fn)(void *plugin_state);
-/* recover: called by worker health after a worker hit trouble in this
-   plugin's code (see the resilience documentation); non-zero: not recovered. */
+/* recover: for worker health (a later release calls it after a worker hit
+   trouble in this plugin's code; this one only checks the symbol exists);
+   non-zero: not recovered. */
 typedef int (*tg_plugin_recover_fn)(void *plugin_state, int worker);
 
 /* One processor. Symbols are looked up with dlsym in the plugin only. */
@@ -195,7 +201,9 @@ typedef struct tg_plugin_descriptor {
 #define TG_PLUGIN_EXPORT
 #endif
 
-/* Fills in the header fields of a descriptor:
+/* Fills in the header fields of a descriptor (in C++, declare it first as
+   extern "C" TG_PLUGIN_EXPORT extern const tg_plugin_descriptor
+   taskgate_plugin_descriptor; since a const at file scope is internal there):
      TG_PLUGIN_EXPORT const tg_plugin_descriptor taskgate_plugin_descriptor = {
        TG_PLUGIN_DESCRIPTOR_HEAD, "name", "1.0.0", "what it does",
        processors, sizeof processors / sizeof processors[0], 0, NULL, NULL, NULL };

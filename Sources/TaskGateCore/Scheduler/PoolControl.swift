@@ -227,6 +227,13 @@ extension TaskPool {
 
     // MARK: - Results
 
+    /// The task's status alone (one atomic load).
+    public func status(_ i: Int32) -> TaskStatus {
+        var raw = tgs_load_u32(&task(i).pointee.state)
+        if raw == UInt32(TGS_STATE_FINALIZING) { raw = UInt32(TGS_STATE_RUNNING) }
+        return TaskStatus(rawValue: raw) ?? .running
+    }
+
     public func result(_ i: Int32) -> TaskResultView {
         let t = task(i)
         var raw = tgs_load_u32(&t.pointee.state)

@@ -454,6 +454,24 @@ extension TaskPool {
         }
     }
 
+    /// Cancels a task only if it has not started (pending or queued): a
+    /// graceful stop lets running tasks finish. True when this call cancelled it.
+    @discardableResult
+    public func cancelUnstarted(_ i: Int32, note: String) -> Bool {
+        let t = task(i)
+        while true {
+            let s = tgs_load_u32(&t.pointee.state)
+            if s >= UInt32(TGS_STATE_RUNNING) { return false }
+            if tgs_cas_u32(&t.pointee.state, s, UInt32(TGS_STATE_FINALIZING)) != 0 {
+                releaseProcessor(t)
+                t.pointee.note = strdup(note)
+                t.pointee.end_ns = tgs_monotonic_ns()
+                finish(i, .cancelled, worker: -1)
+                return true
+            }
+        }
+    }
+
     /// Called by the deadline timer.
     func timeOut(_ i: Int32, attempt: UInt32) {
         let t = task(i)

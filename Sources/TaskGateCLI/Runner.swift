@@ -1,0 +1,600 @@
+import CTaskGateSupport
+import TaskGateCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Interrupts
+
+/// SIGINT count (SIGTERM counts as two: abort), written by the signal thread.
+nonisolated(unsafe) let interrupts: UnsafeMutablePointer<UInt32> = {
+    let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    p.initialize(to: 0)
+    return p
+}()
+
+/// Blocks SIGINT and SIGTERM in this thread (and the threads it starts: the
+/// pool's workers) and takes them in a thread of their own with sigwait, so
+/// the work is never interrupted mid-call and no async-signal-safety rules
+/// apply to what the run does about them.
+func startSignalThread() {
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGTERM)
+    pthread_sigmask(SIG_BLOCK, &set, nil)
+    var thread = pthread_t()
+    pthread_create(&thread, nil, { _ in
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        while true {
+            var sig: Int32 = 0
+            if sigwait(&set, &sig) != 0 { continue }
+            tgs_add_sc_u32(interrupts, sig == SIGTERM ? 2 : 1)
+        }
+    }, nil)
+    pthread_detach(thread)
+}
+
+// MARK: - Output helpers
+
+struct Stream {
+    let fd: Int32
+    func write(_ s: String) {
+        var bytes = Array(s.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 { if errno == EINTR { continue }; return }
+            off += n
+        }
+    }
+    func line(_ s: String) { write(s + "\n") }
+}
+
+let stdoutStream = Stream(fd: 1)
+let stderrStream = Stream(fd: 2)
+
+func base64(_ bytes: UnsafeRawBufferPointer) -> String {
+    let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity((bytes.count + 2) / 3 * 4)
+    var i = 0
+    while i + 3 <= bytes.count {
+        let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+        out += [table[Int(v >> 18)], table[Int(v >> 12 & 63)], table[Int(v >> 6 & 63)], table[Int(v & 63)]]
+        i += 3
+    }
+    let rest = bytes.count - i
+    if rest == 1 {
+        let v = UInt32(bytes[i]) << 16
+        out += [table[Int(v >> 18)], table[Int(v >> 12 & 63)], UInt8(ascii: "="), UInt8(ascii: "=")]
+    } else if rest == 2 {
+        let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+        out += [table[Int(v >> 18)], table[Int(v >> 12 & 63)], table[Int(v >> 6 & 63)], UInt8(ascii: "=")]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Writes `text` to `path` atomically: a temporary file beside it, fsync, rename.
+func writeAtomically(_ path: String, _ text: String) throws(UsageError) {
+    let tmp = "\(path).tmp.\(getpid())"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw UsageError("\(path): cannot write: \(errnoText())") }
+    let bytes = Array(text.utf8)
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            let e = errnoText()
+            close(fd); unlink(tmp)
+            throw UsageError("\(path): cannot write: \(e)")
+        }
+        off += n
+    }
+    fsync(fd)
+    close(fd)
+    guard rename(tmp, path) == 0 else {
+        let e = errnoText()
+        unlink(tmp)
+        throw UsageError("\(path): cannot write: \(e)")
+    }
+}
+
+func absolute(_ path: String, from folder: String) -> String {
+    path.hasPrefix("/") ? path : (folder == "/" ? "/" : folder + "/") + path
+}
+
+func currentDirectory() -> String {
+    guard let p = getcwd(nil, 0) else { return "." }
+    defer { free(p) }
+    return String(cString: p)
+}
+
+/// Lexical normalisation of an absolute path ("." and ".." and repeated slashes).
+func normalise(_ path: String) -> String {
+    var parts: [Substring] = []
+    for p in path.split(separator: "/") {
+        if p == "." { continue }
+        if p == ".." { _ = parts.popLast(); continue }
+        parts.append(p)
+    }
+    return "/" + parts.joined(separator: "/")
+}
+
+// MARK: - The run
+
+struct RunOptions {
+    var file: String
+    var json = false
+    var quiet = false
+    var resultsPath: String? = nil
+    var configPath: String? = nil
+    var flags: [(ConfigKey, String)] = []
+}
+
+/// C strings and buffers kept alive for the one submit call.
+final class CStrings {
+    private var owned: [UnsafeMutableRawPointer] = []
+    func make(_ s: String) -> UnsafePointer<CChar> {
+        let p = strdup(s)!
+        owned.append(UnsafeMutableRawPointer(p))
+        return UnsafePointer(p)
+    }
+    func adopt(_ p: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        owned.append(p)
+        return p
+    }
+    deinit { for p in owned { free(p) } }
+}
+
+final class Runner {
+    let options: RunOptions
+    let file: TaskFile
+    var config: Config
+    let pool: TaskPool
+    var processors: [PluginProcessor] = []   // per task
+    let runId: String
+    let started = tgs_monotonic_ns()
+    let tty: Bool
+    let color: Bool
+    var counts = [TaskStatus: Int]()
+    var ended = 0
+    var interruptMode = 0
+    var lastProgress: Int64 = 0
+
+    init(options: RunOptions, file: TaskFile, config: Config) throws(UsageError) {
+        self.options = options
+        self.file = file
+        self.config = config
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        runId = "run-\(String(now.tv_sec, radix: 16))-\(String(getpid(), radix: 16))"
+        tty = isatty(2) != 0
+        let noColor = getenv("NO_COLOR").map { String(cString: $0) }.map { !$0.isEmpty } ?? false
+        color = tty && !noColor
+        let workers = config.workers == 0 ? config.maxParallel : config.workers
+        do {
+            pool = try TaskPool(PoolConfiguration(workers: workers, maxConcurrency: config.maxParallel))
+        } catch {
+            throw UsageError("cannot start the worker pool: \(error.description)")
+        }
+    }
+
+    func event(_ o: JSONObject) { if options.json { stdoutStream.line(o.text) } }
+
+    func eventBase(_ name: String) -> JSONObject {
+        var o = JSONObject()
+        o.add("event", name)
+        o.add("run_id", runId)
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        o.add("time", Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
+        return o
+    }
+
+    // MARK: preparing
+
+    /// Loads the plugins and resolves every task's processor and arguments.
+    func prepare() throws(UsageError) -> [TaskSpecParts] {
+        var byAlias: [String: Plugin] = [:]
+        for (alias, path, node) in file.plugins {
+            let full = absolute(path, from: file.folder)
+            do {
+                let p = try pool.plugins.load(full)
+                byAlias[alias] = p
+                var o = eventBase("plugin_loaded")
+                o.add("alias", alias)
+                o.add("name", p.name)
+                o.add("version", p.version)
+                o.add("path", p.path)
+                o.add("processors", p.processors.count)
+                event(o)
+            } catch {
+                throw UsageError("\(file.path):\(node.position): plugin '\(alias)': \(error.description)")
+            }
+        }
+        var parts: [TaskSpecParts] = []
+        var writers: [String: String] = [:]
+        for def in file.tasks {
+            let pn = def.node["processor"]!
+            let dot = def.processor.firstIndex(of: ".")!
+            let alias = String(def.processor[..<dot])
+            let name = String(def.processor[def.processor.index(after: dot)...])
+            guard let plugin = byAlias[alias] else {
+                let known = byAlias.keys.sorted()
+                throw UsageError("\(file.path):\(pn.position): task '\(def.id)' field 'processor': no plugin is named '\(alias)' in 'plugins'" +
+                                 (known.isEmpty ? " (the file loads none)" : " (loaded: \(known.joined(separator: ", ")))"))
+            }
+            guard let proc = plugin.processors.first(where: { $0.name == "\(plugin.name).\(name)" }) else {
+                let known = plugin.processors.map { String($0.name.dropFirst(plugin.name.count + 1)) }
+                throw UsageError("\(file.path):\(pn.position): task '\(def.id)' field 'processor': plugin '\(alias)' (\(plugin.path)) has no processor '\(name)' (it has: \(known.joined(separator: ", ")))")
+            }
+            let values = try convertArguments(def, proc)
+            if config.conflictResolution == "fail" {
+                for w in def.writes {
+                    let key = normalise(absolute(w, from: file.folder))
+                    if let other = writers[key] {
+                        throw UsageError("\(file.path): tasks '\(other)' and '\(def.id)' both write \(key), and conflict_resolution is 'fail' (use 'sequential' to run them one at a time)")
+                    }
+                    writers[key] = def.id
+                }
+            }
+            processors.append(proc)
+            parts.append(TaskSpecParts(def: def, processor: proc, values: values))
+        }
+        return parts
+    }
+
+    /// JSON arguments to typed values, following the processor's signature.
+    func convertArguments(_ def: TaskDef, _ proc: PluginProcessor) throws(UsageError) -> [ArgumentValue] {
+        let at = def.argsNode.map { "\(file.path):\($0.position)" } ?? "\(file.path):\(def.node.position)"
+        let types = proc.argumentTypes
+        guard def.args.count == types.count else {
+            throw UsageError("\(at): task '\(def.id)' field 'args': \(proc.name) takes \(types.count) argument\(types.count == 1 ? "" : "s") \(proc.signature), got \(def.args.count)")
+        }
+        var out: [ArgumentValue] = []
+        for (k, n) in def.args.enumerated() {
+            let t = Int32(types[k])
+            func bad(_ why: String) -> UsageError {
+                UsageError("\(file.path):\(n.position): task '\(def.id)' field 'args': argument \(k + 1) of \(proc.name) \(proc.signature): \(why)")
+            }
+            let want = pluginTypeName(t)
+            switch t {
+            case 1, 2, 3, 4, 10, 11, 12, 13:
+                if let i = n.int64 { out.append(.int(i)) }
+                else if let u = n.uint64 { out.append(.uint(u)) }
+                else if n.isIntegerText { throw bad("\(n.number) does not fit in \(want)") }
+                else { throw bad("expected \(want), got \(n.kind == "a number" ? n.number : n.kind)") }
+            case 5, 9:
+                guard let d = n.double else { throw bad("expected \(want), got \(n.kind)") }
+                out.append(.double(d, float: t == 9))
+            case 6:
+                guard let b = n.bool else { throw bad("expected bool (true or false), got \(n.kind)") }
+                out.append(.bool(b))
+            case 7:
+                guard let s = n.string else { throw bad("expected string, got \(n.kind)") }
+                guard !s.utf8.contains(0) else { throw bad("the string contains a NUL character") }
+                out.append(.string(s))
+            case 8:
+                if let s = n.string { out.append(.bytes(Array(s.utf8))) }
+                else if let h = n["hex"]?.string, n.members?.count == 1 {
+                    guard let b = hexBytes(h) else { throw bad("\"hex\" must be an even number of hex digits") }
+                    out.append(.bytes(b))
+                } else { throw bad("expected bytes (a string, or {\"hex\": \"...\"}), got \(n.kind)") }
+            default:
+                throw bad("type \(t) is unknown")
+            }
+        }
+        // The engine's own check (ranges) with the task file's position.
+        let values = out.map { $0.probe }
+        do {
+            try values.withUnsafeBufferPointer { (b) throws(TaskGateError) in try proc.check(b, who: "task '\(def.id)'") }
+        } catch {
+            throw UsageError("\(at): \(error.description)")
+        }
+        return out
+    }
+
+    // MARK: running
+
+    func submit(_ parts: [TaskSpecParts]) throws(UsageError) {
+        let strings = CStrings()
+        var specs: [TaskSpec] = []
+        specs.reserveCapacity(parts.count)
+        // Buffers the specs point into, alive until the submit returns.
+        var lists: [UnsafeMutableBufferPointer<UnsafePointer<CChar>?>] = []
+        var valueBuffers: [UnsafeMutableBufferPointer<tgs_value>] = []
+        defer {
+            for l in lists { l.deallocate() }
+            for v in valueBuffers { v.deallocate() }
+        }
+        func list(_ items: [String], paths: Bool) -> UnsafeBufferPointer<UnsafePointer<CChar>?> {
+            if items.isEmpty { return UnsafeBufferPointer(start: nil, count: 0) }
+            let b = UnsafeMutableBufferPointer<UnsafePointer<CChar>?>.allocate(capacity: items.count)
+            for (k, s) in items.enumerated() { b[k] = strings.make(paths ? absolute(s, from: file.folder) : s) }
+            lists.append(b)
+            return UnsafeBufferPointer(b)
+        }
+        for p in parts {
+            let d = p.def
+            var s = TaskSpec(id: strings.make(d.id), processor: { _, _ in 1 })
+            s.plugin = p.processor
+            let vb = UnsafeMutableBufferPointer<tgs_value>.allocate(capacity: max(1, p.values.count))
+            valueBuffers.append(vb)
+            for (k, v) in p.values.enumerated() { vb[k] = v.value(strings) }
+            s.arguments = UnsafeBufferPointer(start: vb.baseAddress, count: p.values.count)
+            s.dependencies = list(d.dependsOn, paths: false)
+            s.reads = list(d.reads, paths: true)
+            s.writes = list(d.writes, paths: true)
+            s.group = d.group.map { strings.make($0) }
+            s.lane = Int(1 - d.priority)
+            s.critical = d.critical
+            s.difficulty = d.difficulty
+            if d.timeoutSeconds > 0 { s.timeoutNanoseconds = max(1, Int64(d.timeoutSeconds * 1e9)) }
+            if let payload = d.payload {
+                let c = strings.make(payload)
+                s.payload = UnsafeRawBufferPointer(start: c, count: strlen(c))
+            }
+            specs.append(s)
+        }
+        do {
+            _ = try pool.submitBatch(count: specs.count) { specs[$0] }
+        } catch {
+            throw UsageError("\(file.path): \(error.description)")
+        }
+    }
+
+    /// Runs until every task ended; returns the exit status.
+    func run(_ parts: [TaskSpecParts]) throws(UsageError) -> Int32 {
+        var o = eventBase("run_started")
+        o.add("file", file.path)
+        o.add("tasks", parts.count)
+        o.add("workers", pool.workerCount)
+        o.add("max_parallel_tasks", config.maxParallel)
+        event(o)
+        try submit(parts)
+        let total = parts.count
+        var cursor: UInt64 = 0
+        let debug = config.logLevel == "DEBUG"
+        let progress = tty && !options.quiet && config.monitoring && config.logLevel != "ERROR"
+        while ended < total {
+            handleInterrupts(total)
+            var i: Int32 = -1
+            do { i = try pool.nextCompleted(cursor: &cursor, timeout: 100_000_000) } catch {}
+            if i >= 0 {
+                ended += 1
+                let r = pool.result(i)
+                counts[r.status, default: 0] += 1
+                taskEnded(i, r)
+                if debug && !options.quiet {
+                    clearProgress(progress)
+                    stderrStream.line("taskgate: \(String(cString: r.id!)) \(r.status.name)" + (r.error.map { ": \(String(cString: $0))" } ?? ""))
+                }
+            }
+            if progress { drawProgress(total, force: ended == total) }
+        }
+        clearProgress(progress)
+        // Processors of cancelled tasks may still be returning; an abort gives them a moment.
+        var stopped = true
+        do { try pool.shutdown(interruptMode >= 2 ? .abort : .drain, timeout: interruptMode >= 2 ? 2_000_000_000 : -1) } catch { stopped = false }
+        let wall = Double(tgs_monotonic_ns() - started) / 1e9
+        let failedAny = total - (counts[.succeeded] ?? 0) > 0
+        let code: Int32 = interruptMode > 0 ? 130 : (failedAny ? 1 : 0)
+        if let path = options.resultsPath { try writeResults(path, wall: wall, code: code) }
+        var f = eventBase("run_finished")
+        f.add("tasks", total)
+        for s in [TaskStatus.succeeded, .failed, .timedOut, .cancelled, .skipped] { f.add(key(s), counts[s] ?? 0) }
+        f.add("wall_s", wall)
+        f.add("interrupted", interruptMode > 0)
+        f.add("exit_code", Int(code))
+        event(f)
+        if !options.quiet && config.monitoring && config.logLevel != "ERROR" { summary(total, wall) }
+        if stopped { try? pool.close() }
+        return code
+    }
+
+    func key(_ s: TaskStatus) -> String { s == .timedOut ? "timed_out" : s.name }
+
+    func handleInterrupts(_ total: Int) {
+        let n = min(Int(tgs_load_u32(interrupts)), 2)
+        guard n > interruptMode else { return }
+        let previous = interruptMode
+        interruptMode = n
+        if previous == 0 && n == 1 {
+            var cancelled = 0
+            for i in 0..<pool.submittedCount where pool.cancelUnstarted(Int32(i), note: "cancelled: the run was interrupted before it started") {
+                cancelled += 1
+            }
+            if !options.quiet { clearProgress(true); stderrStream.line("taskgate: interrupted: \(cancelled) tasks not started are cancelled; running ones finish (Ctrl-C again to abort them)") }
+            var o = eventBase("interrupted")
+            o.add("mode", "drain")
+            o.add("cancelled", cancelled)
+            event(o)
+        }
+        if interruptMode >= 2 {
+            let cancelled = pool.cancelAll()
+            if !options.quiet { clearProgress(true); stderrStream.line("taskgate: aborted: \(cancelled) tasks cancelled") }
+            var o = eventBase("interrupted")
+            o.add("mode", "abort")
+            o.add("cancelled", cancelled)
+            event(o)
+        }
+    }
+
+    func taskEnded(_ i: Int32, _ r: TaskResultView) {
+        guard options.json else { return }
+        var o = eventBase("task_ended")
+        o.add("task_id", r.id.map { String(cString: $0) })
+        o.add("seq", Int(r.seq))
+        o.add("processor", processors[Int(i)].name)
+        o.add("status", key(r.status))
+        o.add("worker", Int(r.worker))
+        o.add("attempts", Int(r.attempts))
+        o.add("queue_ms", Double(r.queueNanoseconds) / 1e6)
+        o.add("duration_ms", r.startNanoseconds > 0 ? Double(r.endNanoseconds - r.startNanoseconds) / 1e6 : 0)
+        o.add("error", r.error.map { String(cString: $0) })
+        if let out = r.output, r.outputLength <= 4096,
+           let s = String(validating: UnsafeRawBufferPointer(start: out, count: r.outputLength), as: UTF8.self) {
+            o.add("output", s)
+        } else {
+            o.add("output_bytes", r.outputLength)
+        }
+        event(o)
+    }
+
+    // MARK: progress and summary
+
+    func paint(_ s: String, _ code: String) -> String { color ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s }
+
+    func drawProgress(_ total: Int, force: Bool) {
+        let now = tgs_monotonic_ns()
+        if !force && now - lastProgress < 100_000_000 { return }
+        lastProgress = now
+        var running = 0
+        for i in 0..<pool.submittedCount where pool.status(Int32(i)) == .running { running += 1 }
+        let width = 20
+        let filled = total == 0 ? width : ended * width / total
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let secs = Double(now - started) / 1e9
+        var line = "[\(bar)] \(ended)/\(total)  " + paint("\(counts[.succeeded] ?? 0) ok", "32")
+        let failed = (counts[.failed] ?? 0) + (counts[.timedOut] ?? 0)
+        if failed > 0 { line += "  " + paint("\(failed) failed", "31") }
+        let other = (counts[.skipped] ?? 0) + (counts[.cancelled] ?? 0)
+        if other > 0 { line += "  " + paint("\(other) skipped/cancelled", "33") }
+        line += "  \(running) running  \(String(format1(secs)))s"
+        stderrStream.write("\r\u{1b}[2K" + line)
+    }
+
+    func clearProgress(_ on: Bool) { if on && tty && !options.quiet { stderrStream.write("\r\u{1b}[2K") } }
+
+    func summary(_ total: Int, _ wall: Double) {
+        let s = counts[.succeeded] ?? 0, f = counts[.failed] ?? 0, t = counts[.timedOut] ?? 0
+        let c = counts[.cancelled] ?? 0, k = counts[.skipped] ?? 0
+        var line = "taskgate: \(total) tasks in \(format2(wall)) s: " + paint("\(s) succeeded", "32") + ", "
+        line += (f > 0 ? paint("\(f) failed", "31") : "0 failed") + ", "
+        line += (t > 0 ? paint("\(t) timed out", "31") : "0 timed out") + ", "
+        line += "\(k) skipped, \(c) cancelled"
+        if interruptMode > 0 { line += " (interrupted)" }
+        stderrStream.line(line)
+        var shown = 0
+        for i in 0..<pool.submittedCount {
+            let r = pool.result(Int32(i))
+            guard r.status == .failed || r.status == .timedOut else { continue }
+            if shown == 10 { stderrStream.line("  ... and more; --results FILE has them all"); break }
+            shown += 1
+            stderrStream.line("  \(paint(r.status.name, "31")) \(String(cString: r.id!)) (\(processors[i].name)): \(r.error.map { String(cString: $0) } ?? "")")
+        }
+    }
+
+    func writeResults(_ path: String, wall: Double, code: Int32) throws(UsageError) {
+        var text = "{\n"
+        text += "  \"version\": 1,\n  \"run_id\": \(JSONOut.quote(runId)),\n  \"file\": \(JSONOut.quote(file.path)),\n"
+        text += "  \"wall_s\": \(JSONOut.number(wall)),\n  \"interrupted\": \(interruptMode > 0),\n  \"exit_code\": \(code),\n"
+        var sum = JSONObject()
+        sum.add("tasks", file.tasks.count)
+        for s in [TaskStatus.succeeded, .failed, .timedOut, .cancelled, .skipped] { sum.add(key(s), counts[s] ?? 0) }
+        text += "  \"summary\": \(sum.text),\n  \"tasks\": [\n"
+        for i in 0..<pool.submittedCount {
+            let r = pool.result(Int32(i))
+            var o = JSONObject()
+            o.add("id", r.id.map { String(cString: $0) })
+            o.add("processor", processors[i].name)
+            o.add("status", key(r.status))
+            o.add("error", r.error.map { String(cString: $0) })
+            if let out = r.output {
+                let buf = UnsafeRawBufferPointer(start: out, count: r.outputLength)
+                if let s = String(validating: buf, as: UTF8.self) { o.add("output", s) } else { o.add("output_base64", base64(buf)) }
+            } else {
+                o.add("output", nil as String?)
+            }
+            o.add("attempts", Int(r.attempts))
+            o.add("worker", Int(r.worker))
+            o.add("group", r.group.map { String(cString: $0) })
+            o.add("queue_ms", Double(r.queueNanoseconds) / 1e6)
+            o.add("duration_ms", r.startNanoseconds > 0 ? Double(r.endNanoseconds - r.startNanoseconds) / 1e6 : 0)
+            text += "    " + o.text + (i + 1 < pool.submittedCount ? ",\n" : "\n")
+        }
+        text += "  ]\n}\n"
+        try writeAtomically(path, text)
+    }
+}
+
+func format1(_ d: Double) -> String { let t = (d * 10).rounded() / 10; return t == t.rounded() ? "\(Int(t)).0" : "\(t)" }
+func format2(_ d: Double) -> String {
+    let c = Int((d * 100).rounded())
+    let frac = c % 100
+    return "\(c / 100).\(frac < 10 ? "0" : "")\(frac)"
+}
+
+/// A task ready to submit.
+struct TaskSpecParts {
+    var def: TaskDef
+    var processor: PluginProcessor
+    var values: [ArgumentValue]
+}
+
+/// An argument after conversion from JSON.
+enum ArgumentValue {
+    case int(Int64)
+    case uint(UInt64)
+    case double(Double, float: Bool)
+    case bool(Bool)
+    case string(String)
+    case bytes([UInt8])
+
+    /// For the signature check: strings and bytes with a placeholder pointer.
+    var probe: tgs_value {
+        var v = tgs_value()
+        switch self {
+        case .int(let i): v.type = 3; v.as.i = i
+        case .uint(let u): v.type = 4; v.as.u = u
+        case .double(let d, let f): v.type = f ? 9 : 5; v.as.d = d
+        case .bool(let b): v.type = 6; v.as.i = b ? 1 : 0
+        case .string: v.type = 7; v.as.s = UnsafePointer(bitPattern: 8)
+        case .bytes(let b): v.type = 8; v.as.bytes.data = UnsafeRawPointer(bitPattern: 8); v.as.bytes.len = b.count
+        }
+        return v
+    }
+
+    func value(_ strings: CStrings) -> tgs_value {
+        var v = probe
+        switch self {
+        case .string(let s): v.as.s = strings.make(s)
+        case .bytes(let b):
+            let p = malloc(max(1, b.count))!
+            b.withUnsafeBytes { p.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!, byteCount: b.count) }
+            v.as.bytes.data = UnsafeRawPointer(strings.adopt(p))
+        default: break
+        }
+        return v
+    }
+}
+
+func hexBytes(_ h: String) -> [UInt8]? {
+    let u = Array(h.utf8)
+    guard u.count % 2 == 0 else { return nil }
+    var out: [UInt8] = []
+    var k = 0
+    func digit(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x41...0x46: return c - 0x41 + 10
+        case 0x61...0x66: return c - 0x61 + 10
+        default: return nil
+        }
+    }
+    while k < u.count {
+        guard let a = digit(u[k]), let b = digit(u[k + 1]) else { return nil }
+        out.append(a << 4 | b)
+        k += 2
+    }
+    return out
+}
+
+extension Node {
+    var number: String { if case .number(let t) = value { return t }; return kind }
+}

@@ -1,0 +1,194 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One task of a task file, checked for shape (arguments are checked against
+/// the processor's signature once plugins are loaded).
+struct TaskDef {
+    var id: String
+    var processor: String
+    var args: [Node]
+    var argsNode: Node?
+    var priority: Int32 = 0
+    var dependsOn: [String] = []
+    var reads: [String] = []
+    var writes: [String] = []
+    var difficulty: Int32 = 0
+    var timeoutSeconds: Double = 0
+    var group: String? = nil
+    var critical = false
+    var payload: String? = nil
+    var node: Node
+}
+
+struct TaskFile {
+    var path: String          // as given
+    var folder: String        // absolute folder of the file
+    var root: Node
+    var config: Node?
+    /// alias -> (path as written, node)
+    var plugins: [(String, String, Node)] = []
+    var tasks: [TaskDef] = []
+
+    static let taskFields: Set<String> = ["id", "processor", "args", "priority", "depends_on", "reads", "writes",
+                                          "difficulty", "timeout_s", "group", "critical", "payload", "description"]
+
+    /// Reads and checks a task file. Errors name the file, line:column, task and field.
+    static func load(_ path: String) throws(UsageError) -> TaskFile {
+        let bytes = try readWholeFile(path, what: "task file")
+        let root: Node
+        do { root = try JSONReader.parse(bytes) } catch {
+            throw UsageError("\(path):\(error.line):\(error.column): invalid JSON: \(error.message)")
+        }
+        guard let resolved = realpath(path, nil) else { throw UsageError("\(path): \(errnoText())") }
+        var full = String(cString: resolved)
+        free(resolved)
+        if let slash = full.lastIndex(of: "/") { full = String(full[..<slash]) }
+        if full.isEmpty { full = "/" }
+        var f = TaskFile(path: path, folder: full, root: root, config: nil)
+        try f.check()
+        return f
+    }
+
+    private func at(_ n: Node) -> String { "\(path):\(n.position)" }
+
+    private mutating func check() throws(UsageError) {
+        guard let top = root.members else { throw UsageError("\(at(root)): a task file is a JSON object, got \(root.kind)") }
+        for (k, n) in top where !["version", "config", "plugins", "tasks", "description", "$schema"].contains(k) {
+            throw UsageError("\(at(n)): unknown top-level field '\(k)' (known: version, config, plugins, tasks, description)")
+        }
+        guard let v = root["version"] else { throw UsageError("\(at(root)): field 'version' is missing (write \"version\": 1)") }
+        guard v.int64 == 1 else { throw UsageError("\(at(v)): field 'version' must be 1 (this taskgate reads task file version 1), got \(v.kind == "a number" ? describe(v) : v.kind)") }
+        config = root["config"]
+        if let p = root["plugins"] {
+            guard let members = p.members else { throw UsageError("\(at(p)): field 'plugins' must be an object of alias: path, got \(p.kind)") }
+            for (alias, n) in members {
+                guard validName(alias) else { throw UsageError("\(at(n)): plugin alias '\(alias)' must be 1-64 characters of A-Z a-z 0-9 _ -") }
+                guard let s = n.string, !s.isEmpty else { throw UsageError("\(at(n)): plugin '\(alias)': the path must be a non-empty string, got \(n.kind)") }
+                plugins.append((alias, s, n))
+            }
+        }
+        guard let t = root["tasks"] else { throw UsageError("\(at(root)): field 'tasks' is missing") }
+        guard let list = t.array else { throw UsageError("\(at(t)): field 'tasks' must be an array, got \(t.kind)") }
+        var seen: [String: Node] = [:]
+        for (k, n) in list.enumerated() {
+            let def = try task(n, index: k)
+            if let first = seen[def.id] {
+                throw UsageError("\(at(n)): task '\(def.id)': the id is already used by the task at \(first.position)")
+            }
+            seen[def.id] = n
+            tasks.append(def)
+        }
+        for def in tasks {
+            for (k, d) in def.dependsOn.enumerated() where seen[d] == nil {
+                let dn = def.node["depends_on"]!.array![k]
+                throw UsageError("\(at(dn)): task '\(def.id)' field 'depends_on': no task has the id '\(d)'")
+            }
+        }
+    }
+
+    private func describe(_ n: Node) -> String {
+        if case .number(let t) = n.value { return t }
+        return n.kind
+    }
+
+    private func validName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x5f || $0 == 0x2d
+        }
+    }
+
+    private func task(_ n: Node, index k: Int) throws(UsageError) -> TaskDef {
+        guard let members = n.members else { throw UsageError("\(at(n)): tasks[\(k)] must be an object, got \(n.kind)") }
+        guard let idNode = n["id"] else { throw UsageError("\(at(n)): tasks[\(k)] has no 'id'") }
+        guard let id = idNode.string, !id.isEmpty, id.utf8.count <= 256 else {
+            throw UsageError("\(at(idNode)): tasks[\(k)] field 'id' must be a string of 1-256 characters, got \(idNode.kind)")
+        }
+        let who = "task '\(id)'"
+        func bad(_ node: Node, _ field: String, _ why: String) -> UsageError { UsageError("\(at(node)): \(who) field '\(field)': \(why)") }
+        for (key, v) in members where !TaskFile.taskFields.contains(key) {
+            throw UsageError("\(at(v)): \(who): unknown field '\(key)' (known: \(TaskFile.taskFields.sorted().joined(separator: ", ")))")
+        }
+        guard let pn = n["processor"] else { throw UsageError("\(at(n)): \(who) has no 'processor'") }
+        guard let proc = pn.string, proc.contains(".") else {
+            throw bad(pn, "processor", "must be a string \"plugin.processor\", got \(pn.kind == "a string" ? "'\(pn.string!)'" : pn.kind)")
+        }
+        var def = TaskDef(id: id, processor: proc, args: [], argsNode: n["args"], node: n)
+        if let a = n["args"] {
+            guard let items = a.array else { throw bad(a, "args", "must be an array, got \(a.kind)") }
+            def.args = items
+        }
+        if let p = n["priority"] {
+            switch (p.string, p.int64) {
+            case ("high", _): def.priority = 1
+            case ("normal", _): def.priority = 0
+            case ("low", _): def.priority = -1
+            case (nil, let i?) where i >= -1 && i <= 1: def.priority = Int32(i)
+            default: throw bad(p, "priority", "must be \"high\", \"normal\", \"low\" or -1, 0, 1")
+            }
+        }
+        func strings(_ field: String) throws(UsageError) -> [String] {
+            guard let x = n[field] else { return [] }
+            guard let items = x.array else { throw bad(x, field, "must be an array of strings, got \(x.kind)") }
+            var out: [String] = []
+            for (j, item) in items.enumerated() {
+                guard let s = item.string, !s.isEmpty else { throw bad(item, field, "item \(j + 1) must be a non-empty string, got \(item.kind)") }
+                guard !s.utf8.contains(0) else { throw bad(item, field, "item \(j + 1) contains a NUL character") }
+                out.append(s)
+            }
+            return out
+        }
+        def.dependsOn = try strings("depends_on")
+        if def.dependsOn.contains(id) {
+            throw bad(n["depends_on"]!, "depends_on", "a task cannot depend on itself")
+        }
+        def.reads = try strings("reads")
+        def.writes = try strings("writes")
+        if let d = n["difficulty"] {
+            guard let v = d.int64, v >= 0, v <= 1_000_000 else { throw bad(d, "difficulty", "must be an integer 0 .. 1000000") }
+            def.difficulty = Int32(v)
+        }
+        if let t = n["timeout_s"] {
+            guard let v = t.double, v.isFinite, v > 0, v <= 31_536_000 else { throw bad(t, "timeout_s", "must be a number of seconds above 0 (at most a year)") }
+            def.timeoutSeconds = v
+        }
+        if let g = n["group"] {
+            guard let s = g.string, !s.isEmpty else { throw bad(g, "group", "must be a non-empty string, got \(g.kind)") }
+            def.group = s
+        }
+        if let c = n["critical"] {
+            guard let b = c.bool else { throw bad(c, "critical", "must be true or false, got \(c.kind)") }
+            def.critical = b
+        }
+        if let p = n["payload"] {
+            guard let s = p.string else { throw bad(p, "payload", "must be a string, got \(p.kind)") }
+            def.payload = s
+        }
+        if let d = n["description"], d.string == nil { throw bad(d, "description", "must be a string, got \(d.kind)") }
+        return def
+    }
+}
+
+func errnoText() -> String { String(cString: strerror(errno)).lowercased() }
+
+/// The whole file, or a usage error naming it.
+func readWholeFile(_ path: String, what: String) throws(UsageError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw UsageError("\(path): cannot open the \(what): \(errnoText())") }
+    defer { close(fd) }
+    var st = stat()
+    if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { throw UsageError("\(path): the \(what) is a directory") }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 65536) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw UsageError("\(path): cannot read the \(what): \(errnoText())")
+        }
+        if n == 0 { break }
+        out.append(contentsOf: buf[0..<n])
+        if out.count > 256 << 20 { throw UsageError("\(path): the \(what) is larger than 256 MiB") }
+    }
+    return out
+}
