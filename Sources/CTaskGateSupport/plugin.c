@@ -200,17 +200,6 @@ int tgp_trampoline(tgs_task *t, void *user) {
   return rc != 0;
 }
 
-int tgp_acquire(tgp_proc *proc) {
-  tgp_plugin *pl = proc->plugin;
-  __atomic_fetch_add(&pl->inflight, 1, __ATOMIC_SEQ_CST);
-  if (__atomic_load_n(&pl->closing, __ATOMIC_SEQ_CST) != 0 ||
-      __atomic_load_n(&proc->magic, __ATOMIC_SEQ_CST) != TGP_PROC_MAGIC) {
-    __atomic_fetch_sub(&pl->inflight, 1, __ATOMIC_SEQ_CST);
-    return 0;
-  }
-  return 1;
-}
-
 /* ---- dynamic loading ------------------------------------------------------------- */
 
 void *tgp_symbol(void *handle, const char *name, int *kind) {

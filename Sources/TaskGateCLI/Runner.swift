@@ -322,7 +322,7 @@ final class Runner {
         for p in parts {
             let d = p.def
             var s = TaskSpec(id: strings.make(d.id), processor: { _, _ in 1 })
-            s.plugin = p.processor
+            s.plugin = p.processor.c
             let vb = UnsafeMutableBufferPointer<tgs_value>.allocate(capacity: max(1, p.values.count))
             valueBuffers.append(vb)
             for (k, v) in p.values.enumerated() { vb[k] = v.value(strings) }

@@ -45,11 +45,9 @@ typedef struct tgs_value {
 /* One loaded plugin: the fields the hot path and unload race on. */
 typedef struct tgp_plugin {
   uint64_t magic;    /* TGP_PLUGIN_MAGIC while loaded, TGP_DEAD after */
-  int64_t inflight;  /* tasks submitted and not released (atomic) */
-  uint32_t closing;  /* an unload is deciding (atomic) */
-  uint32_t reserved;
   void *state;       /* what the plugin's init stored */
   void *owner;       /* the Swift object (unretained) */
+  void *registry;    /* the registry it is loaded in: identity only */
 } tgp_plugin;
 
 /* One processor, with its prepared libffi call description. */
@@ -67,6 +65,8 @@ typedef struct tgp_proc {
   ffi_type *ffi_types[1 + 2 * TG_PLUGIN_MAX_ARGS];
 } tgp_proc;
 
+static inline uint8_t tgp_type_at(const tgp_proc *proc, long k) { return proc->types[k]; }
+
 /* Fills proc->ffi_types and n_slots from types/n_args and prepares the
    variadic call description (1 fixed argument). Returns FFI_OK (0) or the
    libffi status. */
@@ -80,13 +80,8 @@ void tgp_block_fill(tgp_proc *proc, const tgs_value *values, void *mem);
 /* The engine's processor for plugin tasks: record->user is the block. */
 int tgp_trampoline(tgs_task *t, void *block);
 
-/* One more task in flight on the plugin, unless it is unloading (then 0). */
-int tgp_acquire(tgp_proc *proc);
-/* The engine will not call the task's processor again: one fewer in flight. */
-static inline void tgp_release(tgs_task *t) {
-  tgp_proc *p = *(tgp_proc **)t->user;
-  __atomic_fetch_sub(&p->plugin->inflight, 1, __ATOMIC_SEQ_CST);
-}
+/* The plugin a plugin task's record belongs to. */
+static inline tgp_plugin *tgp_task_plugin(const tgs_task *t) { return (*(tgp_proc *const *)t->user)->plugin; }
 
 /* The host function table handed to every plugin. */
 const tg_plugin_host *tgp_host(void);

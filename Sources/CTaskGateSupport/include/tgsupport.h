@@ -56,6 +56,8 @@ static inline int64_t tgs_load_sc_i64(const int64_t *p) { return __atomic_load_n
 static inline void tgs_store_sc_i64(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 static inline void *tgs_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void tgs_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint8_t tgs_load_u8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void tgs_store_u8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline void tgs_fence_sc(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 static inline void tgs_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
 static inline void tgs_cpu_relax(void) {
@@ -153,7 +155,8 @@ typedef struct tgs_task {
   uint32_t output_len;   /* 120 written by the processor with output */
   uint8_t priority;      /* 124 0 high, 1 normal, 2 low */
   uint8_t flags;         /* 125 TGS_TASK_* */
-  uint16_t reserved;     /* 126 */
+  uint8_t released;      /* 126 atomic: 1 once the engine will not call fn again */
+  uint8_t reserved;      /* 127 */
 } tgs_task;
 
 enum {

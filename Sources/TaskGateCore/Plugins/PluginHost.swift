@@ -69,22 +69,59 @@ public final class PluginProcessor: @unchecked Sendable {
     public var isLoaded: Bool { tgs_load_u64(&c.pointee.magic) == TGP_PROC_MAGIC }
 
     /// Checks a task's arguments against the signature; the message names the
-    /// task (`who`) and the argument.
-    public func check(_ args: UnsafeBufferPointer<tgs_value>, who: String) throws(TaskGateError) {
-        let n = argumentTypes.count
-        guard args.count == n else {
-            throw .argumentMismatch("\(who): \(name) takes \(n) argument\(n == 1 ? "" : "s") \(signature), got \(args.count)")
+    /// task (`who`, built only on failure) and the argument. No allocation and
+    /// no reference counting when they match: this runs once per plugin task
+    /// at submission.
+    @inline(__always)
+    public static func check(_ c: UnsafeMutablePointer<tgp_proc>, _ args: UnsafeBufferPointer<tgs_value>,
+                             who: @autoclosure () -> String) throws(TaskGateError) {
+        let n = Int(c.pointee.n_args)
+        var bad = args.count != n ? -1 : n
+        if bad == n {
+            for k in 0..<n where !fits(declared: tgp_type_at(c, k), args[k]) { bad = k; break }
         }
-        for k in 0..<n {
-            if let why = PluginProcessor.mismatch(declared: argumentTypes[k], args[k]) {
-                throw .argumentMismatch("\(who): argument \(k + 1) of \(name) \(signature): \(why)")
-            }
+        if bad == n { return }
+        let me = Unmanaged<PluginProcessor>.fromOpaque(c.pointee.owner!).takeUnretainedValue()
+        if bad < 0 {
+            throw .argumentMismatch("\(who()): \(me.name) takes \(n) argument\(n == 1 ? "" : "s") \(me.signature), got \(args.count)")
+        }
+        let why = mismatch(declared: me.argumentTypes[bad], args[bad]) ?? "does not match"
+        throw .argumentMismatch("\(who()): argument \(bad + 1) of \(me.name) \(me.signature): \(why)")
+    }
+
+    public func check(_ args: UnsafeBufferPointer<tgs_value>, who: @autoclosure () -> String) throws(TaskGateError) {
+        try PluginProcessor.check(c, args, who: who())
+    }
+
+    @inline(__always) static func isInteger(_ t: Int32) -> Bool {
+        switch t { case 1, 2, 3, 4, 10, 11, 12, 13: return true; default: return false }
+    }
+    @inline(__always) static func isUnsigned(_ t: Int32) -> Bool {
+        switch t { case 2, 4, 11, 13: return true; default: return false }
+    }
+
+    /// The fast test: true when `v` can be passed as `declared`.
+    @inline(__always)
+    static func fits(declared: UInt8, _ v: tgs_value) -> Bool {
+        if let (lo, hi) = range(declared) {
+            guard isInteger(v.type) else { return false }
+            if isUnsigned(v.type) { return v.as.u <= hi }
+            return v.as.i >= lo && (v.as.i < 0 || UInt64(v.as.i) <= hi)
+        }
+        switch declared {
+        case 6: return v.type == 6 && (v.as.i == 0 || v.as.i == 1)
+        case 5: return v.type == 5 || v.type == 9 || isInteger(v.type)
+        case 9:
+            if isInteger(v.type) { return true }
+            guard v.type == 5 || v.type == 9 else { return false }
+            return !v.as.d.isFinite || abs(v.as.d) <= Double(Float.greatestFiniteMagnitude)
+        case 7: return v.type == 7 && v.as.s != nil
+        case 8: return v.type == 8 && (v.as.bytes.data != nil || v.as.bytes.len == 0) && v.as.bytes.len >= 0
+        default: return false
         }
     }
 
-    static func isInteger(_ t: Int32) -> Bool { [1, 2, 3, 4, 10, 11, 12, 13].contains(t) }
-    static func isUnsigned(_ t: Int32) -> Bool { [2, 4, 11, 13].contains(t) }
-
+    @inline(__always)
     static func range(_ t: UInt8) -> (Int64, UInt64)? {
         switch t {
         case 1: return (Int64(Int32.min), UInt64(Int32.max))
@@ -187,8 +224,6 @@ public final class Plugin: @unchecked Sendable {
     }
 
     public var isLoaded: Bool { tgs_load_u64(&c.pointee.magic) == TGP_PLUGIN_MAGIC }
-    /// Tasks of this plugin submitted and not yet released by the engine.
-    public var inFlight: Int64 { tgs_load_i64(&c.pointee.inflight) }
 }
 
 /// The plugins loaded into one pool. Loading and unloading are serialised by
@@ -200,6 +235,11 @@ public final class PluginRegistry: @unchecked Sendable {
     private var byName: [String: PluginProcessor] = [:]
     /// Unloaded plugins, kept so that stale handles stay readable as dead.
     private var retired: [Plugin] = []
+
+    /// Set by the pool that owns the registry: counts the plugin's tasks in
+    /// flight under the pool's submission lock and, when there are none, runs
+    /// the closure (which marks the plugin dead) before releasing that lock.
+    public var inFlight: ((UnsafeMutablePointer<tgp_plugin>, () -> Void) -> Int)? = nil
 
     public init() {}
 
@@ -218,11 +258,11 @@ public final class PluginRegistry: @unchecked Sendable {
     /// lock (submission's hot path). A handle from a destroyed pool is
     /// undefined behaviour, as for pools.
     @inline(__always)
-    public func liveProcessor(_ p: UnsafeRawPointer) -> PluginProcessor? {
+    public func liveProcessor(_ p: UnsafeRawPointer) -> UnsafeMutablePointer<tgp_proc>? {
         let c = UnsafeMutablePointer(mutating: p.assumingMemoryBound(to: tgp_proc.self))
-        guard tgs_load_u64(&c.pointee.magic) == TGP_PROC_MAGIC, let o = c.pointee.owner else { return nil }
-        let q = Unmanaged<PluginProcessor>.fromOpaque(o).takeUnretainedValue()
-        return q.registry === self ? q : nil
+        guard tgs_load_u64(&c.pointee.magic) == TGP_PROC_MAGIC,
+              c.pointee.plugin.pointee.registry == Unmanaged.passUnretained(self).toOpaque() else { return nil }
+        return c
     }
 
     /// The plugin behind a C handle if it is loaded in this registry.
@@ -347,7 +387,8 @@ public final class PluginRegistry: @unchecked Sendable {
 
         // Checked: build the records, then run the plugin's init.
         let pc = UnsafeMutablePointer<tgp_plugin>.allocate(capacity: 1)
-        pc.initialize(to: tgp_plugin(magic: TGP_PLUGIN_MAGIC, inflight: 0, closing: 0, reserved: 0, state: nil, owner: nil))
+        pc.initialize(to: tgp_plugin(magic: TGP_PLUGIN_MAGIC, state: nil, owner: nil,
+                                     registry: Unmanaged.passUnretained(self).toOpaque()))
         var procs: [PluginProcessor] = []
         for p in pending {
             let c = UnsafeMutablePointer<tgp_proc>.allocate(capacity: 1)
@@ -426,14 +467,17 @@ public final class PluginRegistry: @unchecked Sendable {
             throw .notFound("plugin '\(plugin.name)' (\(plugin.path)) is not loaded")
         }
         if plugin.loads > 1 { plugin.loads -= 1; return }
-        tgs_store_sc_u32(&plugin.c.pointee.closing, 1)
-        let n = tgs_load_sc_i64(&plugin.c.pointee.inflight)
+        let n = inFlight?(plugin.c) { Self.markDead(plugin) } ?? { Self.markDead(plugin); return 0 }()
         if n > 0 {
-            tgs_store_sc_u32(&plugin.c.pointee.closing, 0)
-            throw .busy("plugin '\(plugin.name)' (\(plugin.path)): \(n) of its tasks are in flight")
+            throw .busy("plugin '\(plugin.name)' (\(plugin.path)): \(n) of its tasks are in flight (submitted and not ended, or still running after a cancel or timeout)")
         }
         retire(plugin)
         loaded.remove(at: at)
+    }
+
+    private static func markDead(_ plugin: Plugin) {
+        for p in plugin.processors { tgs_store_sc_u64(&p.c.pointee.magic, TGP_DEAD) }
+        tgs_store_sc_u64(&plugin.c.pointee.magic, TGP_DEAD)
     }
 
     /// Unloads everything (the pool is closing; no task is in flight).
@@ -445,11 +489,8 @@ public final class PluginRegistry: @unchecked Sendable {
     }
 
     private func retire(_ plugin: Plugin) {
-        for p in plugin.processors {
-            tgs_store_sc_u64(&p.c.pointee.magic, TGP_DEAD)
-            byName[p.name] = nil
-        }
-        tgs_store_sc_u64(&plugin.c.pointee.magic, TGP_DEAD)
+        Self.markDead(plugin)
+        for p in plugin.processors { byName[p.name] = nil }
         if let h = plugin.shutdownHook { tgp_call_shutdown(h, plugin.c.pointee.state) }
         dlclose(plugin.handle)
         retired.append(plugin)

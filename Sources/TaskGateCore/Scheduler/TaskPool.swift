@@ -30,7 +30,7 @@ public struct TaskSpec {
     public var invalidReason: String? = nil
     /// A plugin processor instead of `processor`, with its arguments (checked
     /// against its signature and copied at submission).
-    public var plugin: PluginProcessor? = nil
+    public var plugin: UnsafeMutablePointer<tgp_proc>? = nil
     public var arguments = UnsafeBufferPointer<tgs_value>(start: nil, count: 0)
 
     public init(id: UnsafePointer<CChar>?, processor: @escaping Processor, user: UnsafeMutableRawPointer? = nil) {
@@ -208,6 +208,7 @@ public final class TaskPool: @unchecked Sendable {
         permits.pointee = UInt32(maxConcurrency)
         for w in 0..<n { workers.append(Worker(index: w, pool: self)) }
         deadlines = DeadlineTimer(pool: self)
+        plugins.inFlight = { [unowned self] plugin, retire in self.pluginTasksInFlight(plugin, orRetire: retire) }
         try startThreads()
     }
 
@@ -238,20 +239,37 @@ public final class TaskPool: @unchecked Sendable {
     }
 
     /// Points a new record at the plugin trampoline with its argument block.
-    private func submitPluginTask(_ t: UnsafeMutablePointer<tgs_task>, _ proc: PluginProcessor, _ s: TaskSpec, _ i: Int,
+    /// Runs under the submission lock, which unloading takes too: a processor
+    /// live here stays loaded until the task is released.
+    @inline(__always)
+    private func submitPluginTask(_ t: UnsafeMutablePointer<tgs_task>, _ proc: UnsafeMutablePointer<tgp_proc>, _ s: TaskSpec, _ i: Int,
                                   _ refuse: (TaskGateError) -> TaskGateError) throws(TaskGateError) {
-        let who = describe(s.id, i)
-        do { try proc.check(s.arguments, who: who) } catch { throw refuse(error) }
-        guard tgp_acquire(proc.c) != 0 else {
-            throw refuse(.pluginRefused("\(who): processor '\(proc.name)' is not loaded (its plugin was unloaded)"))
+        guard tgs_load_u64(&proc.pointee.magic) == TGP_PROC_MAGIC else {
+            throw refuse(.pluginRefused("\(describe(s.id, i)): its processor is not loaded (its plugin was unloaded)"))
         }
-        t.pointee.flags |= UInt8(TGS_TASK_PLUGIN)  // from here a refusal releases it
+        do { try PluginProcessor.check(proc, s.arguments, who: describe(s.id, i)) } catch { throw refuse(error) }
         let args = s.arguments.baseAddress ?? UnsafePointer(bitPattern: 8)!
-        let size = tgp_block_size(proc.c, args)
-        guard let block = bytes.reserve(size) else { throw refuse(.outOfMemory("\(who): no memory for its arguments")) }
-        tgp_block_fill(proc.c, args, block)
+        let size = tgp_block_size(proc, args)
+        guard let block = bytes.reserve(size) else { throw refuse(.outOfMemory("\(describe(s.id, i)): no memory for its arguments")) }
+        tgp_block_fill(proc, args, block)
         t.pointee.fn = unsafeBitCast(tgp_trampoline as Processor, to: UnsafeMutableRawPointer.self)
         t.pointee.user = block
+        t.pointee.flags |= UInt8(TGS_TASK_PLUGIN)
+    }
+
+    /// Plugin tasks of `plugin` the engine may still call: submitted and not
+    /// released. With none, runs `retire` before new submissions can start.
+    func pluginTasksInFlight(_ plugin: UnsafeMutablePointer<tgp_plugin>, orRetire retire: () -> Void) -> Int {
+        submitLock.lock()
+        defer { submitLock.unlock() }
+        var n = 0
+        for i in 0..<tasks.count {
+            let t = task(i)
+            if t.pointee.flags & UInt8(TGS_TASK_PLUGIN) != 0 && tgs_load_u8(&t.pointee.released) == 0
+                && tgp_task_plugin(t) == plugin { n += 1 }
+        }
+        if n == 0 { retire() }
+        return n
     }
 
     /// Tasks submitted so far (their submission numbers are 0 ..< count).
@@ -291,9 +309,6 @@ public final class TaskPool: @unchecked Sendable {
         var anyDependencies = false
 
         func refuse(_ e: TaskGateError) -> TaskGateError {
-            for i in base..<tasks.count where task(i).pointee.flags & UInt8(TGS_TASK_PLUGIN) != 0 {
-                tgp_release(task(i))
-            }
             ids.rollbackBatch()
             tasks.truncate(to: base)
             claims.truncate(to: claimsBase)

@@ -251,10 +251,11 @@ extension TaskPool {
     }
 
     /// The engine will not call this task's processor again: a plugin task
-    /// drops its plugin's in-flight count (which lets the plugin unload).
-    /// Called once per task, before its end is published where it can be.
+    /// stops counting as in flight for its plugin (which may then unload; see
+    /// pluginTasksInFlight). Called once per task, before its end is published
+    /// where it can be. A store to the task's own record: no shared counter.
     @inline(__always) func releaseProcessor(_ t: UnsafeMutablePointer<tgs_task>) {
-        if t.pointee.flags & UInt8(TGS_TASK_PLUGIN) != 0 { tgp_release(t) }
+        if t.pointee.flags & UInt8(TGS_TASK_PLUGIN) != 0 { tgs_store_u8(&t.pointee.released, 1) }
     }
 
     private func releasePaths(_ i: Int32, worker: Int) {
