@@ -90,6 +90,8 @@ test-header:
 	mkdir -p $(BUILD)
 	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c - <<< '#include "taskgate.h"'
 	g++ -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c++ - <<< '#include "taskgate.h"'
+	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c - <<< '#include "taskgate_plugin.h"'
+	g++ -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c++ - <<< '#include "taskgate_plugin.h"'
 	BUILD=$(BUILD) Tests/c/header_drift.sh
 
 test-library: lib
@@ -117,6 +119,7 @@ test-cli: cli plugins
 
 bench: deps stage
 	benchmarks/run
+	benchmarks/run-plugins
 
 clean:
 	rm -rf $(BUILD) .build .build-tsan

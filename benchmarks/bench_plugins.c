@@ -80,6 +80,9 @@ int main(int argc, char **argv) {
   double tc[64], tp[64];
   for (int r = 0; r < reps; r++) {
     for (int kind = 0; kind < 2; kind++) {
+      /* BENCH_ONLY=c|plugin runs one kind (for profiling) */
+      const char *only = getenv("BENCH_ONLY");
+      if (only && strcmp(only, kind == 0 ? "c" : "plugin") != 0) { (kind == 0 ? tc : tp)[r] = 1; continue; }
       tg_pool_options o = TG_POOL_OPTIONS_INIT;
       o.workers = workers;
       tg_pool *pool;

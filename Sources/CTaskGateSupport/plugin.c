@@ -38,17 +38,18 @@ int tgp_prepare(tgp_proc *proc) {
 
 /* ---- the argument block ---------------------------------------------------- */
 
-/* [proc][task pointer][avalues: 1 + n_slots][slots: n_slots x 8][strings, bytes] */
+/* [proc][slots: n_slots x 8][strings, bytes]: 8 + 8 per C argument plus the
+   copies. The avalues array is built on the stack at the call (n_slots + 1
+   stores), which costs less than the page faults of keeping it here. */
 typedef struct tgp_block {
   tgp_proc *proc;
-  tg_plugin_task *task;
-  void *avalues[];
+  uint64_t slots[];
 } tgp_block;
 
 static size_t round8(size_t n) { return (n + 7) & ~(size_t)7; }
 
 size_t tgp_block_size(const tgp_proc *proc, const tgs_value *values) {
-  size_t n = sizeof(tgp_block) + (1 + proc->n_slots) * sizeof(void *) + proc->n_slots * 8;
+  size_t n = sizeof(tgp_block) + proc->n_slots * 8;
   for (uint32_t k = 0; k < proc->n_args; k++) {
     if (proc->types[k] == TG_TYPE_STRING) n += round8(strlen(values[k].as.s) + 1);
     else if (proc->types[k] == TG_TYPE_BYTES) n += round8(values[k].as.bytes.len);
@@ -67,16 +68,12 @@ static int is_integer(int32_t t) {
 void tgp_block_fill(tgp_proc *proc, const tgs_value *values, void *mem) {
   tgp_block *b = mem;
   b->proc = proc;
-  b->task = NULL;
-  b->avalues[0] = &b->task;
-  uint64_t *slots = (uint64_t *)(void *)(b->avalues + 1 + proc->n_slots);
+  uint64_t *slots = b->slots;
   char *tail = (char *)(slots + proc->n_slots);
   uint32_t s = 0;
   for (uint32_t k = 0; k < proc->n_args; k++) {
     const tgs_value *v = &values[k];
-    void *slot = &slots[s];
-    b->avalues[1 + s] = slot;
-    s++;
+    void *slot = &slots[s++];
     switch (proc->types[k]) {
     case TG_TYPE_I32: case TG_TYPE_BOOL: case TG_TYPE_I8: case TG_TYPE_U8:
     case TG_TYPE_I16: case TG_TYPE_U16:
@@ -106,10 +103,7 @@ void tgp_block_fill(tgp_proc *proc, const tgs_value *values, void *mem) {
       if (len) memcpy(tail, v->as.bytes.data, len);
       *(const void **)slot = len ? tail : NULL;
       tail += round8(len);
-      void *lslot = &slots[s];
-      b->avalues[1 + s] = lslot;
-      s++;
-      *(uint64_t *)lslot = (uint64_t)len;
+      *(uint64_t *)&slots[s++] = (uint64_t)len;
       break;
     }
     }
@@ -184,7 +178,10 @@ int tgp_trampoline(tgs_task *t, void *user) {
   pt.host = &host_table;
   pt.host_private = t;
   pt.credential = NULL;
-  b->task = &pt;
+  tg_plugin_task *ptp = &pt;
+  void *avalues[1 + 2 * TG_PLUGIN_MAX_ARGS];
+  avalues[0] = &ptp;
+  for (uint32_t k = 0; k < p->n_slots; k++) avalues[1 + k] = &b->slots[k];
 
   int rc = 0;
   if (p->setup) {
@@ -193,7 +190,7 @@ int tgp_trampoline(tgs_task *t, void *user) {
   }
   if (rc == 0) {
     ffi_arg r = 0;
-    ffi_call(&p->cif, FFI_FN(p->entry), &r, b->avalues);
+    ffi_call(&p->cif, FFI_FN(p->entry), &r, avalues);
     rc = (int)r;
   }
   if (p->cleanup) p->cleanup(&pt, outcome_of(t, rc));

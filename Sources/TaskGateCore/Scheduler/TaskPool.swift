@@ -101,7 +101,7 @@ public final class TaskPool: @unchecked Sendable {
     let logChunks: UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>
     var groups = Slab<GroupState>(chunkShift: 12)
     let groupChunks: UnsafeMutablePointer<UnsafeMutablePointer<GroupState>?>
-    var bytes = ByteArena()
+    var bytes = ByteArena(huge: true)
     var ids = IdIndex()
 
     // Cold tables under submitLock.

@@ -1,3 +1,4 @@
+import CTaskGateSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,9 +7,16 @@ import Glibc
 /// with the pool. Addresses are stable. Appends are serialised by the caller.
 /// `mark()`/`rollback(to:)` undo a refused batch.
 struct ByteArena: @unchecked Sendable {
-    private static var chunkBytes: Int { 1 << 20 }
+    /// Huge arenas take 2 MiB chunks from tgs_map (transparent huge pages: a
+    /// fault per 2 MiB instead of per 4 KiB, which plugin argument blocks and
+    /// ids of big batches feel); others 1 MiB from malloc.
+    private let huge: Bool
+    private var chunkBytes: Int { huge ? 2 << 20 : 1 << 20 }
 
-    private var blocks: [UnsafeMutableRawPointer] = []
+    init(huge: Bool = false) { self.huge = huge }
+
+    /// (pointer, size when mapped with tgs_map, or 0 when malloc'd)
+    private var blocks: [(UnsafeMutableRawPointer, Int)] = []
     private var cursor: UnsafeMutableRawPointer? = nil
     private var remaining = 0
 
@@ -17,7 +25,7 @@ struct ByteArena: @unchecked Sendable {
     func mark() -> Mark { Mark(blocks: blocks.count, cursor: cursor, remaining: remaining) }
 
     mutating func rollback(to m: Mark) {
-        while blocks.count > m.blocks { free(blocks.removeLast()) }
+        while blocks.count > m.blocks { Self.freeBlock(blocks.removeLast()) }
         cursor = m.cursor
         remaining = m.remaining
     }
@@ -54,18 +62,23 @@ struct ByteArena: @unchecked Sendable {
     }
 
     private mutating func allocate(_ need: Int) -> UnsafeMutableRawPointer? {
-        if need > Self.chunkBytes / 4 {
+        if need > chunkBytes / 4 {
             // A large payload gets a block of its own; the current chunk keeps serving small ones.
             guard let p = malloc(need) else { return nil }
-            blocks.append(p)
+            blocks.append((p, 0))
             return p
         }
-        guard let p = malloc(Self.chunkBytes) else { return nil }
-        blocks.append(p)
+        let chunk = chunkBytes
+        guard let p = huge ? tgs_map(chunk, 1) : malloc(chunk) else { return nil }
+        blocks.append((p, huge ? chunk : 0))
         cursor = p + need
-        remaining = Self.chunkBytes - need
+        remaining = chunk - need
         return p
     }
 
-    func release() { for b in blocks { free(b) } }
+    private static func freeBlock(_ b: (UnsafeMutableRawPointer, Int)) {
+        if b.1 > 0 { tgs_unmap(b.0, b.1) } else { free(b.0) }
+    }
+
+    func release() { for b in blocks { Self.freeBlock(b) } }
 }
