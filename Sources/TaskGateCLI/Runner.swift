@@ -200,6 +200,12 @@ final class Runner {
 
     /// Loads the plugins and resolves every task's processor and arguments.
     func prepare() throws(UsageError) -> [TaskSpecParts] {
+        var o = eventBase("run_started")
+        o.add("file", file.path)
+        o.add("tasks", file.tasks.count)
+        o.add("workers", pool.workerCount)
+        o.add("max_parallel_tasks", config.maxParallel)
+        event(o)
         var byAlias: [String: Plugin] = [:]
         for (alias, path, node) in file.plugins {
             let full = absolute(path, from: file.folder)
@@ -289,12 +295,11 @@ final class Runner {
                 throw bad("type \(t) is unknown")
             }
         }
-        // The engine's own check (ranges) with the task file's position.
-        let values = out.map { $0.probe }
-        do {
-            try values.withUnsafeBufferPointer { (b) throws(TaskGateError) in try proc.check(b, who: "task '\(def.id)'") }
-        } catch {
-            throw UsageError("\(at): \(error.description)")
+        // The engine's own test (ranges), with the argument's position.
+        for (k, v) in out.enumerated() where !PluginProcessor.fits(declared: types[k], v.probe) {
+            let n = def.args[k]
+            let why = PluginProcessor.mismatch(declared: types[k], v.probe) ?? "does not match"
+            throw UsageError("\(file.path):\(n.position): task '\(def.id)' field 'args': argument \(k + 1) of \(proc.name) \(proc.signature): \(why)")
         }
         return out
     }
@@ -350,13 +355,7 @@ final class Runner {
 
     /// Runs until every task ended; returns the exit status.
     func run(_ parts: [TaskSpecParts]) throws(UsageError) -> Int32 {
-        var o = eventBase("run_started")
-        o.add("file", file.path)
-        o.add("tasks", parts.count)
-        o.add("workers", pool.workerCount)
-        o.add("max_parallel_tasks", config.maxParallel)
-        event(o)
-        try submit(parts)
+        if !parts.isEmpty { try submit(parts) }
         let total = parts.count
         var cursor: UInt64 = 0
         let debug = config.logLevel == "DEBUG"

@@ -55,7 +55,10 @@ struct TaskFile {
     private mutating func check() throws(UsageError) {
         guard let top = root.members else { throw UsageError("\(at(root)): a task file is a JSON object, got \(root.kind)") }
         for (k, n) in top where !["version", "config", "plugins", "tasks", "description", "$schema"].contains(k) {
-            throw UsageError("\(at(n)): unknown top-level field '\(k)' (known: version, config, plugins, tasks, description)")
+            throw UsageError("\(at(n)): unknown top-level field '\(k)' (known: version, config, plugins, tasks, description, $schema)")
+        }
+        for k in ["description", "$schema"] {
+            if let n = root[k], n.string == nil { throw UsageError("\(at(n)): field '\(k)' must be a string, got \(n.kind)") }
         }
         guard let v = root["version"] else { throw UsageError("\(at(root)): field 'version' is missing (write \"version\": 1)") }
         guard v.int64 == 1 else { throw UsageError("\(at(v)): field 'version' must be 1 (this taskgate reads task file version 1), got \(v.kind == "a number" ? describe(v) : v.kind)") }
@@ -64,7 +67,10 @@ struct TaskFile {
             guard let members = p.members else { throw UsageError("\(at(p)): field 'plugins' must be an object of alias: path, got \(p.kind)") }
             for (alias, n) in members {
                 guard validName(alias) else { throw UsageError("\(at(n)): plugin alias '\(alias)' must be 1-64 characters of A-Z a-z 0-9 _ -") }
-                guard let s = n.string, !s.isEmpty else { throw UsageError("\(at(n)): plugin '\(alias)': the path must be a non-empty string, got \(n.kind)") }
+                guard let s = n.string, !s.isEmpty else {
+                    throw UsageError("\(at(n)): plugin '\(alias)': the path must be a non-empty string, got \(n.string != nil ? "an empty one" : n.kind)")
+                }
+                guard !s.utf8.contains(0) else { throw UsageError("\(at(n)): plugin '\(alias)': the path contains a NUL character") }
                 plugins.append((alias, s, n))
             }
         }
@@ -85,6 +91,44 @@ struct TaskFile {
                 throw UsageError("\(at(dn)): task '\(def.id)' field 'depends_on': no task has the id '\(d)'")
             }
         }
+        try checkCycles()
+    }
+
+    /// Finds a dependency cycle before anything loads, naming it and where
+    /// it closes (the engine would refuse it too, without a position).
+    private func checkCycles() throws(UsageError) {
+        var index: [String: Int] = [:]
+        for (k, t) in tasks.enumerated() { index[t.id] = k }
+        var state = [UInt8](repeating: 0, count: tasks.count)  // 0 new, 1 on the path, 2 done
+        var path: [Int] = []
+        for start in 0..<tasks.count where state[start] == 0 {
+            // Iterative depth-first search: (task, next dependency to visit).
+            var stack: [(Int, Int)] = [(start, 0)]
+            state[start] = 1
+            path.append(start)
+            while let (t, next) = stack.last {
+                let deps = tasks[t].dependsOn
+                if next == deps.count {
+                    stack.removeLast()
+                    path.removeLast()
+                    state[t] = 2
+                    continue
+                }
+                stack[stack.count - 1].1 += 1
+                let d = index[deps[next]]!
+                if state[d] == 1 {
+                    let from = path.lastIndex(of: d)!
+                    let cycle = path[from...].map { tasks[$0].id } + [tasks[d].id]
+                    let n = tasks[t].node["depends_on"]!.array![next]
+                    throw UsageError("\(at(n)): task '\(tasks[t].id)' field 'depends_on': dependency cycle: \(cycle.joined(separator: " -> "))")
+                }
+                if state[d] == 0 {
+                    state[d] = 1
+                    path.append(d)
+                    stack.append((d, 0))
+                }
+            }
+        }
     }
 
     private func describe(_ n: Node) -> String {
@@ -102,8 +146,9 @@ struct TaskFile {
         guard let members = n.members else { throw UsageError("\(at(n)): tasks[\(k)] must be an object, got \(n.kind)") }
         guard let idNode = n["id"] else { throw UsageError("\(at(n)): tasks[\(k)] has no 'id'") }
         guard let id = idNode.string, !id.isEmpty, id.utf8.count <= 256 else {
-            throw UsageError("\(at(idNode)): tasks[\(k)] field 'id' must be a string of 1-256 characters, got \(idNode.kind)")
+            throw UsageError("\(at(idNode)): tasks[\(k)] field 'id' must be a string of 1-256 bytes, got \(idNode.string.map { $0.isEmpty ? "an empty one" : "\($0.utf8.count) bytes" } ?? idNode.kind)")
         }
+        guard !id.utf8.contains(0) else { throw UsageError("\(at(idNode)): tasks[\(k)] field 'id' contains a NUL character") }
         let who = "task '\(id)'"
         func bad(_ node: Node, _ field: String, _ why: String) -> UsageError { UsageError("\(at(node)): \(who) field '\(field)': \(why)") }
         for (key, v) in members where !TaskFile.taskFields.contains(key) {
@@ -132,7 +177,9 @@ struct TaskFile {
             guard let items = x.array else { throw bad(x, field, "must be an array of strings, got \(x.kind)") }
             var out: [String] = []
             for (j, item) in items.enumerated() {
-                guard let s = item.string, !s.isEmpty else { throw bad(item, field, "item \(j + 1) must be a non-empty string, got \(item.kind)") }
+                guard let s = item.string, !s.isEmpty else {
+                    throw bad(item, field, "item \(j + 1) must be a non-empty string, got \(item.string != nil ? "an empty one" : item.kind)")
+                }
                 guard !s.utf8.contains(0) else { throw bad(item, field, "item \(j + 1) contains a NUL character") }
                 out.append(s)
             }
@@ -153,7 +200,8 @@ struct TaskFile {
             def.timeoutSeconds = v
         }
         if let g = n["group"] {
-            guard let s = g.string, !s.isEmpty else { throw bad(g, "group", "must be a non-empty string, got \(g.kind)") }
+            guard let s = g.string, !s.isEmpty else { throw bad(g, "group", "must be a non-empty string, got \(g.string != nil ? "an empty one" : g.kind)") }
+            guard !s.utf8.contains(0) else { throw bad(g, "group", "contains a NUL character") }
             def.group = s
         }
         if let c = n["critical"] {
@@ -162,6 +210,7 @@ struct TaskFile {
         }
         if let p = n["payload"] {
             guard let s = p.string else { throw bad(p, "payload", "must be a string, got \(p.kind)") }
+            guard !s.utf8.contains(0) else { throw bad(p, "payload", "contains a NUL character (payloads are text)") }
             def.payload = s
         }
         if let d = n["description"], d.string == nil { throw bad(d, "description", "must be a string, got \(d.kind)") }

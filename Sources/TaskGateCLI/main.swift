@@ -152,7 +152,11 @@ func commandRun(_ args: [String]) -> Int32 {
             throw UsageError(positional.isEmpty ? "run needs a task file (taskgate run FILE)" : "run takes one task file, got \(positional.count): \(positional.joined(separator: " "))")
         }
         opts.file = positional[0]
-        if let r = opts.resultsPath { opts.resultsPath = absolute(r, from: currentDirectory()) }
+        if let r = opts.resultsPath {
+            let full = absolute(r, from: currentDirectory())
+            try checkWritable(full)
+            opts.resultsPath = full
+        }
         let file = try TaskFile.load(opts.file)
         let config = try effectiveConfig(opts, file)
         // Signals are taken by a thread of their own; the pool's workers,
@@ -165,6 +169,15 @@ func commandRun(_ args: [String]) -> Int32 {
     } catch {
         fail(error.message)
     }
+}
+
+/// Refuses a results path that cannot be written, before anything runs.
+func checkWritable(_ path: String) throws(UsageError) {
+    let probe = "\(path).tmp.\(getpid())"
+    let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw UsageError("--results \(path): cannot write there: \(errnoText())") }
+    close(fd)
+    unlink(probe)
 }
 
 func commandConfig(_ args: [String]) -> Int32 {

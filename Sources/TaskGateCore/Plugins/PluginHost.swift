@@ -102,7 +102,7 @@ public final class PluginProcessor: @unchecked Sendable {
 
     /// The fast test: true when `v` can be passed as `declared`.
     @inline(__always)
-    static func fits(declared: UInt8, _ v: tgs_value) -> Bool {
+    public static func fits(declared: UInt8, _ v: tgs_value) -> Bool {
         if let (lo, hi) = range(declared) {
             guard isInteger(v.type) else { return false }
             if isUnsigned(v.type) { return v.as.u <= hi }
@@ -137,7 +137,7 @@ public final class PluginProcessor: @unchecked Sendable {
     }
 
     /// Why `v` cannot be passed as `declared`, or nil when it can.
-    static func mismatch(declared: UInt8, _ v: tgs_value) -> String? {
+    public static func mismatch(declared: UInt8, _ v: tgs_value) -> String? {
         let got = pluginTypeName(v.type)
         let want = pluginTypeName(Int32(declared))
         if got == "unknown" { return "the value's type tag \(v.type) is no TG_TYPE_*" }

@@ -1,0 +1,1344 @@
+"""Tests of the taskgate command-line program, run on the real binary.
+
+    TASKGATE=build/bin/taskgate PLUGINS=build/plugins \
+        python3 -m unittest discover -s Tests/cli -t Tests/cli -v
+
+TASKGATE is the binary (default /work/main/build/bin/taskgate), PLUGINS the
+folder of the example plugins libchecksum.so, libtext.so and libflaky.so
+(default /work/main/build/plugins). Only the standard library is needed; the
+schema tests also need the jsonschema package and are skipped without it.
+
+Every test works in a temporary folder of its own, writes its task files there
+with absolute plugin paths, and runs the binary with a timeout, so that a hang
+fails the test instead of stopping the suite.
+"""
+
+import hashlib
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TASKGATE = os.path.abspath(os.environ.get("TASKGATE", "/work/main/build/bin/taskgate"))
+PLUGINS = os.path.abspath(os.environ.get("PLUGINS", "/work/main/build/plugins"))
+SCHEMA_PATH = REPO / "schema" / "taskfile.schema.json"
+EXAMPLE = REPO / "examples" / "pipeline" / "tasks.json"
+
+# Every call of the binary gets this many seconds at most.
+TIMEOUT = 30
+
+CONFIG_KEYS = {
+    "max_parallel_tasks": 5,
+    "workers": 0,
+    "max_context_complexity": 30,
+    "lock_timeout_seconds": 30,
+    "retry_delays": [0.1, 0.5, 1, 2],
+    "conflict_resolution": "sequential",
+    "enable_monitoring": True,
+    "checkpoint_frequency": 3,
+    "log_level": "INFO",
+}
+
+try:
+    import jsonschema
+except ImportError:  # pragma: no cover - CI installs it
+    jsonschema = None
+
+
+def plugin(name):
+    """Absolute path of an example plugin: plugin('text') -> .../libtext.so."""
+    return os.path.join(PLUGINS, f"lib{name}.so")
+
+
+def clean_env(**extra):
+    """The environment without TASKGATE_* configuration and NO_COLOR, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGATE_") and k != "NO_COLOR"}
+    env.update(extra)
+    return env
+
+
+def tg(*args, cwd=None, env=None, timeout=TIMEOUT):
+    """Runs taskgate to the end (or raises TimeoutExpired) and returns the CompletedProcess."""
+    return subprocess.run(
+        [TASKGATE, *map(str, args)], cwd=cwd, env=env if env is not None else clean_env(),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, errors="replace", timeout=timeout)
+
+
+def write_task_file(folder, tasks, plugins=("flaky",), config=None, name="tasks.json", **top):
+    """Writes a task file (plugins by absolute path) and returns its path."""
+    doc = {"version": 1}
+    if config is not None:
+        doc["config"] = config
+    doc["plugins"] = {p: plugin(p) for p in plugins}
+    doc["tasks"] = tasks
+    doc.update(top)
+    path = Path(folder) / name
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def sleep_task(tid, ms, **fields):
+    return dict({"id": tid, "processor": "flaky.sleep_ms", "args": [ms]}, **fields)
+
+
+def echo_task(tid, text="hi", **fields):
+    return dict({"id": tid, "processor": "flaky.echo", "args": [text]}, **fields)
+
+
+def json_lines(text):
+    """Every line of text parsed as JSON (a failure names the line)."""
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError as e:  # pragma: no cover - reported as a failure
+            raise AssertionError(f"stdout line is not JSON ({e}): {line!r}")
+    return out
+
+
+def events(text, name):
+    return [e for e in json_lines(text) if e.get("event") == name]
+
+
+MARK = "@@"
+
+
+def unmark(text):
+    """Removes the marker @@ from text; returns (text, 'LINE:COLUMN' of where it was)."""
+    i = text.index(MARK)
+    before = text[:i]
+    line = before.count("\n") + 1
+    column = i - (before.rfind("\n") + 1) + 1
+    return text.replace(MARK, "", 1), f"{line}:{column}"
+
+
+def overlap(a, b):
+    """Whether two results' run intervals [queue_ms, queue_ms + duration_ms] overlap (5 ms slack for the clocks)."""
+    a0, a1 = a["queue_ms"], a["queue_ms"] + a["duration_ms"]
+    b0, b1 = b["queue_ms"], b["queue_ms"] + b["duration_ms"]
+    return a0 < b1 - 5.0 and b0 < a1 - 5.0
+
+
+class Background:
+    """taskgate run in the background with --json, its output read by threads."""
+
+    def __init__(self, test, args, cwd):
+        self.p = subprocess.Popen(
+            [TASKGATE, *map(str, args)], cwd=cwd, env=clean_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+        test.addCleanup(self.kill)
+        self.out, self.err = [], []
+        self.started = threading.Event()
+        self.readers = [threading.Thread(target=self._read, args=(self.p.stdout, self.out, True), daemon=True),
+                        threading.Thread(target=self._read, args=(self.p.stderr, self.err, False), daemon=True)]
+        for t in self.readers:
+            t.start()
+
+    def _read(self, stream, into, watch):
+        for line in stream:
+            into.append(line)
+            if watch and '"run_started"' in line:
+                self.started.set()
+
+    def wait_started(self, timeout=10):
+        if not self.started.wait(timeout):
+            raise AssertionError(f"no run_started event within {timeout} s; stderr: {''.join(self.err)}")
+
+    def signal(self, sig):
+        self.p.send_signal(sig)
+
+    def wait(self, timeout):
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"taskgate did not end within {timeout} s")
+        for t in self.readers:
+            t.join(5)
+        self.p.stdout.close()
+        self.p.stderr.close()
+        return rc
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(10)
+        for t in self.readers:
+            t.join(5)
+        for stream in (self.p.stdout, self.p.stderr):
+            if not stream.closed:
+                stream.close()
+
+    @property
+    def stdout(self):
+        return "".join(self.out)
+
+    @property
+    def stderr(self):
+        return "".join(self.err)
+
+
+def run_in_pty(args, cwd, env, timeout=20):
+    """Runs taskgate with a pseudo-terminal as stderr; returns (exit status, bytes written to stderr)."""
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([TASKGATE, *map(str, args)], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=slave)
+    finally:
+        os.close(slave)
+    data = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed its end
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            elif p.poll() is not None:
+                break
+        else:
+            raise AssertionError(f"taskgate under a terminal did not end within {timeout} s")
+        return p.wait(10), data
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+        os.close(master)
+
+
+class TempDirTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="taskgate-cli-")
+        self.addCleanup(self._tmp.cleanup)
+        # Resolved, as taskgate resolves the task file's folder.
+        self.dir = Path(os.path.realpath(self._tmp.name))
+
+
+# ---------------------------------------------------------------------------
+# The shipped example
+
+
+class ShippedExampleTest(TempDirTest):
+    def copy_example(self):
+        """Copies examples/pipeline (without out/) and examples/data, keeping their layout."""
+        shutil.copytree(REPO / "examples" / "pipeline", self.dir / "examples" / "pipeline",
+                        ignore=shutil.ignore_patterns("out"))
+        shutil.copytree(REPO / "examples" / "data", self.dir / "examples" / "data")
+        path = self.dir / "examples" / "pipeline" / "tasks.json"
+        doc = json.loads(path.read_text())
+        doc["plugins"] = {alias: plugin(Path(p).name[3:-3]) for alias, p in doc["plugins"].items()}
+        path.write_text(json.dumps(doc, indent=2))
+        return path, doc
+
+    def test_example_runs_and_its_outputs_are_right(self):
+        path, doc = self.copy_example()
+        pipeline = path.parent
+        r = tg("run", "examples/pipeline/tasks.json", "--results", "results.json", "--json", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        results = json.loads((self.dir / "results.json").read_text())
+        self.assertEqual(len(results["tasks"]), 46)
+        self.assertEqual(results["summary"]["tasks"], 46)
+        self.assertEqual(results["summary"]["succeeded"], 46)
+        self.assertEqual([t["id"] for t in results["tasks"]], [t["id"] for t in doc["tasks"]])
+        for t in results["tasks"]:
+            self.assertEqual(t["status"], "succeeded", t)
+        by_id = {t["id"]: t for t in results["tasks"]}
+
+        # Checksums: the sha256sum format, relative to the task file's folder.
+        for k in range(24):
+            name = f"sample-{k:02d}"
+            digest = hashlib.sha256((self.dir / "examples" / "data" / f"{name}.bin").read_bytes()).hexdigest()
+            self.assertEqual((pipeline / "out" / "sums" / f"{name}.sha256").read_text(),
+                             f"{digest}  ../data/{name}.bin\n")
+            self.assertEqual(by_id[f"sum-{k:02d}"]["output"], digest)
+
+        texts = sorted(p.stem for p in (pipeline / "texts").glob("*.txt"))
+        self.assertEqual(len(texts), 6)
+        for name in texts:
+            original = (pipeline / "texts" / f"{name}.txt").read_bytes()
+            upper = (pipeline / "out" / "upper" / f"{name}.txt").read_bytes()
+            self.assertEqual(upper, original.upper())
+            self.assertEqual(by_id[f"upper-{name}"]["output"], str(len(original)))
+            wrapped = (pipeline / "out" / "wrapped" / f"{name}.txt").read_text(encoding="utf-8")
+            self.assertEqual(wrapped.split(), upper.decode().split())
+            for line in wrapped.splitlines():
+                self.assertTrue(len(line) <= 48 or " " not in line, line)
+            stats = json.loads(by_id[f"stats-{name}"]["output"])
+            self.assertEqual(stats["bytes"], len(original))
+            self.assertEqual(stats["words"], len(original.split()))
+            self.assertEqual(stats["lines"], len(original.decode().splitlines()))
+
+        # Three tasks write out/latest.txt one at a time: it holds one whole result.
+        latest = (pipeline / "out" / "latest.txt").read_text()
+        reversed_texts = ["".join(line + "\n" for line in reversed((pipeline / "texts" / f"{n}.txt").read_text().splitlines()))
+                          for n in ("harbour", "kitchen", "library")]
+        self.assertIn(latest, reversed_texts)
+        self.assertEqual(by_id["all-sums"]["output"], "all 24 checksums written")
+
+        # Dependencies first: the order of task_ended events.
+        order = [e["task_id"] for e in events(r.stdout, "task_ended")]
+        self.assertEqual(sorted(order), sorted(by_id))
+        for name in texts:
+            self.assertLess(order.index(f"upper-{name}"), order.index(f"wrap-{name}"))
+        for k in range(24):
+            self.assertLess(order.index(f"sum-{k:02d}"), order.index("all-sums"))
+
+    def test_example_validates_against_the_schema(self):
+        if jsonschema is None:
+            self.skipTest("the jsonschema package is not installed (python3 -m pip install jsonschema)")
+        schema = json.loads(SCHEMA_PATH.read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = [e.message for e in validator.iter_errors(json.loads(EXAMPLE.read_text()))]
+        self.assertEqual(errors, [])
+
+
+# ---------------------------------------------------------------------------
+# The schema and the CLI agree
+
+
+@unittest.skipIf(jsonschema is None, "the jsonschema package is not installed (python3 -m pip install jsonschema)")
+class SchemaAgreesWithCLITest(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        self.validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+        (self.dir / "in.txt").write_text("hello\n")
+
+    def good(self):
+        return {
+            "$schema": "../schema/taskfile.schema.json",
+            "version": 1,
+            "description": "every field",
+            "config": {"max_parallel_tasks": 2, "workers": 2, "max_context_complexity": 100,
+                       "lock_timeout_seconds": 2.5, "retry_delays": [0, 0.25], "conflict_resolution": "sequential",
+                       "enable_monitoring": False, "checkpoint_frequency": 10, "log_level": "warning"},
+            "plugins": {"flaky": plugin("flaky"), "text_2": plugin("text")},
+            "tasks": [
+                {"id": "a", "processor": "text_2.upper", "args": ["in.txt", "out/a.txt"], "priority": "high",
+                 "reads": ["in.txt"], "writes": ["out/a.txt"], "difficulty": 7, "timeout_s": 30,
+                 "group": "g", "critical": True, "payload": "p", "description": "d"},
+                {"id": "b", "processor": "text_2.wrap", "args": ["out/a.txt", "out/b.txt", 20, False],
+                 "depends_on": ["a"], "priority": -1},
+                {"id": "c", "processor": "text_2.stats", "args": ["in.txt", 1.5], "priority": 1},
+                {"id": "d", "processor": "flaky.fail_first", "args": ["k", 0], "priority": "low"},
+            ],
+        }
+
+    def check(self, doc):
+        errors = [e.message for e in self.validator.iter_errors(doc)]
+        (self.dir / "tasks.json").write_text(json.dumps(doc, indent=2))
+        r = tg("run", "tasks.json", "-q", cwd=self.dir)
+        return errors, r
+
+    def test_a_file_using_every_field_is_valid_and_runs(self):
+        errors, r = self.check(self.good())
+        self.assertEqual(errors, [])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual((self.dir / "out" / "a.txt").read_text(), "HELLO\n")
+
+    def test_bad_files_are_refused_by_the_schema_and_by_the_cli(self):
+        def task_change(**fields):
+            def f(doc):
+                doc["tasks"][0].update(fields)
+            return f
+
+        def set_top(key, value):
+            def f(doc):
+                doc[key] = value
+            return f
+
+        def drop(key):
+            def f(doc):
+                del doc[key]
+            return f
+
+        def config(**fields):
+            def f(doc):
+                doc["config"].update(fields)
+            return f
+
+        def add_task_field(key, value):
+            return task_change(**{key: value})
+
+        cases = {
+            "version 2": set_top("version", 2),
+            "version missing": drop("version"),
+            "tasks missing": drop("tasks"),
+            "tasks an object": set_top("tasks", {"a": 1}),
+            "unknown top-level field": set_top("extra", 1),
+            "plugins an array": set_top("plugins", []),
+            "plugin alias with a space": set_top("plugins", {"fl aky": plugin("flaky"), "text_2": plugin("text")}),
+            "plugin path empty": set_top("plugins", {"flaky": "", "text_2": plugin("text")}),
+            "task not an object": set_top("tasks", [5]),
+            "task without id": lambda d: d["tasks"][0].pop("id"),
+            "task without processor": lambda d: d["tasks"][0].pop("processor"),
+            "empty id": task_change(id=""),
+            "id of 257 characters": task_change(id="x" * 257),
+            "reads with a NUL": task_change(reads=["in.txt\u0000x"]),
+            "unknown task field (typo depends)": add_task_field("depends", ["b"]),
+            "processor without a dot": task_change(processor="upper"),
+            "args not an array": task_change(args="in.txt"),
+            "args item null": task_change(args=["in.txt", None]),
+            "args item odd hex": task_change(args=["in.txt", {"hex": "abc"}]),
+            "priority urgent": task_change(priority="urgent"),
+            "priority 2": task_change(priority=2),
+            "depends_on a string": task_change(depends_on="b"),
+            "depends_on empty string": task_change(depends_on=[""]),
+            "reads a number": task_change(reads=[1]),
+            "writes empty string": task_change(writes=[""]),
+            "difficulty -1": task_change(difficulty=-1),
+            "difficulty 1.5": task_change(difficulty=1.5),
+            "difficulty 1000001": task_change(difficulty=1000001),
+            "timeout_s 0": task_change(timeout_s=0),
+            "timeout_s -1": task_change(timeout_s=-1),
+            "timeout_s over a year": task_change(timeout_s=31536001),
+            "timeout_s a string": task_change(timeout_s="5"),
+            "group empty": task_change(group=""),
+            "critical a string": task_change(critical="yes"),
+            "payload a number": task_change(payload=5),
+            "task description a number": task_change(description=5),
+            "config an array": set_top("config", []),
+            "config unknown key": config(max_paralel_tasks=2),
+            "config max_parallel_tasks 0": config(max_parallel_tasks=0),
+            "config max_parallel_tasks a string": config(max_parallel_tasks="4"),
+            "config workers 1025": config(workers=1025),
+            "config lock_timeout_seconds 0": config(lock_timeout_seconds=0),
+            "config retry_delays empty": config(retry_delays=[]),
+            "config retry_delays -1": config(retry_delays=[-1]),
+            "config conflict_resolution bogus": config(conflict_resolution="parallel"),
+            "config enable_monitoring a string": config(enable_monitoring="yes"),
+            "config checkpoint_frequency 0": config(checkpoint_frequency=0),
+            "config log_level bogus": config(log_level="bogus"),
+        }
+        for name, change in cases.items():
+            with self.subTest(name):
+                shutil.rmtree(self.dir / "out", ignore_errors=True)
+                doc = self.good()
+                change(doc)
+                errors, r = self.check(doc)
+                self.assertNotEqual(errors, [], "the schema accepts it")
+                self.assertEqual(r.returncode, 2, f"the CLI accepts it: {r.stderr}")
+                self.assertTrue(r.stderr.startswith("taskgate: tasks.json"), r.stderr)
+                self.assertFalse((self.dir / "out").exists(), "a task ran")
+
+    def test_nul_characters_are_refused_by_both(self):
+        # taskgate hands ids and plugin paths to C as NUL-terminated strings,
+        # so a NUL would silently cut them short.
+        def with_id(doc):
+            doc["tasks"][2]["id"] = "c\u0000x"
+
+        def with_plugin_path(doc):
+            doc["plugins"]["flaky"] = plugin("flaky") + "\u0000.txt"
+
+        for name, change in (("id", with_id), ("plugin path", with_plugin_path)):
+            with self.subTest(name):
+                shutil.rmtree(self.dir / "out", ignore_errors=True)
+                doc = self.good()
+                change(doc)
+                errors, r = self.check(doc)
+                self.assertNotEqual(errors, [], "the schema accepts it")
+                self.assertEqual(r.returncode, 2, f"the CLI accepts it: {r.stderr}")
+                self.assertIn("NUL", r.stderr)
+                self.assertFalse((self.dir / "out").exists(), "a task ran")
+
+    def test_top_level_description_must_be_a_string(self):
+        # The schema says so, and a task's description is checked the same way.
+        doc = self.good()
+        doc["description"] = 5
+        errors, r = self.check(doc)
+        self.assertNotEqual(errors, [])
+        self.assertEqual(r.returncode, 2, "taskgate accepts a top-level description that is not a string")
+        self.assertIn("'description'", r.stderr)
+
+
+# ---------------------------------------------------------------------------
+# Exit status
+
+
+class ExitStatusTest(TempDirTest):
+    def test_0_when_every_task_succeeds(self):
+        write_task_file(self.dir, [echo_task("a"), sleep_task("b", 10, depends_on=["a"])])
+        r = tg("run", "tasks.json", "--results", "results.json", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        results = json.loads((self.dir / "results.json").read_text())
+        self.assertEqual([t["status"] for t in results["tasks"]], ["succeeded", "succeeded"])
+
+    def test_1_when_a_task_fails_and_its_dependents_are_skipped(self):
+        write_task_file(self.dir, [
+            {"id": "bad", "processor": "flaky.fail_first", "args": ["key", 1]},
+            echo_task("child", depends_on=["bad"]),
+            echo_task("grandchild", depends_on=["child"]),
+            echo_task("other"),
+        ])
+        r = tg("run", "tasks.json", "--results", "results.json", cwd=self.dir)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        res = {t["id"]: t for t in json.loads((self.dir / "results.json").read_text())["tasks"]}
+        self.assertEqual(res["bad"]["status"], "failed")
+        self.assertEqual(res["bad"]["error"], "attempt 1 of key 'key': failing on purpose (n=1)")
+        self.assertEqual(res["child"]["status"], "skipped")
+        self.assertIn("'bad'", res["child"]["error"])
+        self.assertEqual(res["child"]["attempts"], 0)
+        self.assertEqual(res["grandchild"]["status"], "skipped")
+        self.assertEqual(res["other"]["status"], "succeeded")
+        self.assertIn("failed bad (flaky.fail_first): attempt 1 of key 'key'", r.stderr)
+
+    def test_2_for_usage_errors(self):
+        write_task_file(self.dir, [echo_task("a")])
+        write_task_file(self.dir, [echo_task("b")], name="other.json")
+        cases = {
+            "no arguments": ([], "usage: taskgate"),
+            "run without a file": (["run"], "run needs a task file"),
+            "unknown option": (["run", "tasks.json", "--bogus"], "unknown option '--bogus'"),
+            "unknown option before the file": (["run", "--frobnicate", "tasks.json"], "unknown option '--frobnicate'"),
+            "unknown command": (["frobnicate"], "unknown command 'frobnicate'"),
+            "missing file": (["run", "missing.json"], "missing.json: cannot open the task file"),
+            "a folder": (["run", "."], "is a directory"),
+            "two files": (["run", "tasks.json", "other.json"], "run takes one task file, got 2"),
+            "--results without a value": (["run", "tasks.json", "--results"], "--results needs a value"),
+            "help on an unknown command": (["help", "frobnicate"], "no help for 'frobnicate'"),
+            "config with two files": (["config", "tasks.json", "other.json"], "at most one task file"),
+            "config with an unknown option": (["config", "--bogus"], "unknown option '--bogus'"),
+        }
+        for name, (args, message) in cases.items():
+            with self.subTest(name):
+                r = tg(*args, cwd=self.dir)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(message, r.stderr)
+                self.assertEqual(r.stdout, "")
+
+    def test_empty_task_list_is_nothing_to_do(self):
+        # "tasks": [] is a valid task file (the schema and the file checks accept
+        # it): nothing to run, so every task succeeded.
+        (self.dir / "tasks.json").write_text('{"version": 1, "tasks": []}\n')
+        r = tg("run", "tasks.json", "--results", "results.json", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        results = json.loads((self.dir / "results.json").read_text())
+        self.assertEqual(results["summary"]["tasks"], 0)
+        self.assertEqual(results["tasks"], [])
+
+
+# ---------------------------------------------------------------------------
+# Bad task files: each refused with exit 2 before anything runs
+
+
+class BadTaskFileTest(TempDirTest):
+    """Each file starts with a task that would write out/in.txt: nothing may run."""
+
+    def setUp(self):
+        super().setUp()
+        (self.dir / "in.txt").write_text("hello\n")
+
+    def text(self, *task_lines, plugins=None, head='  "version": 1,\n'):
+        plugins = plugins if plugins is not None else (
+            '    "flaky": ' + json.dumps(plugin("flaky")) + ',\n'
+            '    "text": ' + json.dumps(plugin("text")) + '\n')
+        lines = ['    {"id": "writer", "processor": "text.upper", "args": ["in.txt", "out/in.txt"], "writes": ["out/in.txt"]}']
+        lines += ["    " + t for t in task_lines]
+        return ("{\n" + head + '  "plugins": {\n' + plugins + "  },\n"
+                '  "tasks": [\n' + ",\n".join(lines) + "\n  ]\n}\n")
+
+    def refused(self, text, *needles, name="tasks.json"):
+        """Writes text (with @@ where the error points) and checks that run refuses it."""
+        where = None
+        if MARK in text:
+            text, where = unmark(text)
+        (self.dir / name).write_text(text)
+        r = tg("run", name, "--results", "results.json", cwd=self.dir)
+        self.assertEqual(r.returncode, 2, f"exit status {r.returncode}; stderr: {r.stderr}")
+        self.assertEqual(r.stdout, "")
+        first = r.stderr.splitlines()[0] if r.stderr else ""
+        if where:
+            self.assertTrue(first.startswith(f"taskgate: {name}:{where}: "),
+                            f"expected the message to start with 'taskgate: {name}:{where}: ', got: {first}")
+        for needle in needles:
+            self.assertIn(needle, first)
+        self.assertFalse((self.dir / "out").exists(), "a task ran")
+        self.assertFalse((self.dir / "results.json").exists(), "a results file was written for a refused file")
+        return first
+
+    def test_the_template_itself_runs(self):
+        # The control for the tests below: without the fault, the file runs.
+        (self.dir / "tasks.json").write_text(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"], "depends_on": ["writer"]}'))
+        r = tg("run", "tasks.json", "-q", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual((self.dir / "out" / "in.txt").read_text(), "HELLO\n")
+
+    def test_invalid_json(self):
+        self.refused('{\n  "version": 1,\n  "tasks": [{"id": "a",@@, "processor": "flaky.echo"}]\n}\n', "invalid JSON")
+
+    def test_empty_file(self):
+        self.refused("@@", "invalid JSON")
+
+    def test_not_an_object(self):
+        self.refused("@@[]\n", "JSON object")
+
+    def test_version_missing(self):
+        self.refused(MARK + self.text(head=""), "'version'", "missing")
+
+    def test_version_2(self):
+        self.refused(self.text(head='  "version": @@2,\n'), "'version'", "must be 1", "got 2")
+
+    def test_version_1_0(self):
+        self.refused(self.text(head='  "version": @@1.0,\n'), "'version'", "must be 1")
+
+    def test_tasks_not_an_array(self):
+        self.refused('{\n  "version": 1,\n  "tasks": @@{"id": "a"}\n}\n', "'tasks'", "must be an array")
+
+    def test_unknown_top_level_field(self):
+        self.refused(self.text(head='  "version": 1,\n  "task": @@[],\n'), "unknown top-level field 'task'")
+
+    def test_duplicate_task_id(self):
+        text = self.text('{"id": "a", "processor": "flaky.echo", "args": ["x"]}',
+                         '@@{"id": "a", "processor": "flaky.echo", "args": ["y"]}')
+        first_line = text.splitlines().index('    {"id": "a", "processor": "flaky.echo", "args": ["x"]},') + 1
+        self.refused(text, "task 'a'", "id", f"already used by the task at {first_line}:5")
+
+    def test_unknown_field_in_a_task(self):
+        msg = self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"], "depends": @@["writer"]}'),
+                           "task 'b'", "unknown field 'depends'")
+        self.assertIn("depends_on", msg)  # the known fields are listed
+
+    def test_processor_without_a_dot(self):
+        self.refused(self.text('{"id": "b", "processor": @@"echo", "args": ["x"]}'),
+                     "task 'b' field 'processor'", "plugin.processor")
+
+    def test_processor_missing(self):
+        self.refused(self.text('@@{"id": "b", "args": ["x"]}'), "task 'b'", "'processor'")
+
+    def test_unknown_plugin_alias(self):
+        self.refused(self.text('{"id": "b", "processor": @@"flakey.echo", "args": ["x"]}'),
+                     "task 'b' field 'processor'", "'flakey'", "flaky")
+
+    def test_unknown_processor_name(self):
+        self.refused(self.text('{"id": "b", "processor": @@"flaky.ekho", "args": ["x"]}'),
+                     "task 'b' field 'processor'", "no processor 'ekho'", "echo")
+
+    def test_wrong_argument_count(self):
+        self.refused(self.text('{"id": "b", "processor": "flaky.fail_first", "args": @@["k"]}'),
+                     "task 'b' field 'args'", "takes 2 arguments", "(string, i32)", "got 1")
+
+    def test_args_missing(self):
+        self.refused(self.text('@@{"id": "b", "processor": "flaky.echo"}'), "task 'b' field 'args'", "got 0")
+
+    def test_wrong_argument_type(self):
+        self.refused(self.text('{"id": "b", "processor": "flaky.fail_first", "args": ["k", @@"3"]}'),
+                     "task 'b' field 'args'", "argument 2", "expected i32", "a string")
+
+    def test_argument_out_of_range(self):
+        # Points at the argument and names the field, like a wrong type does.
+        self.refused(self.text('{"id": "b", "processor": "flaky.fail_first", "args": ["k", @@3000000000]}'),
+                     "task 'b' field 'args'", "argument 2", "3000000000", "out of range")
+
+    def test_argument_not_an_integer(self):
+        self.refused(self.text('{"id": "b", "processor": "flaky.sleep_ms", "args": [@@1.5]}'),
+                     "task 'b' field 'args'", "argument 1", "expected i64")
+
+    def test_depends_on_an_unknown_id(self):
+        self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"], "depends_on": ["writer", @@"nope"]}'),
+                     "task 'b' field 'depends_on'", "'nope'")
+
+    def test_self_dependency(self):
+        self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"], "depends_on": @@["b"]}'),
+                     "task 'b' field 'depends_on'", "itself")
+
+    def cycle_text(self):
+        return self.text('{"id": "a", "processor": "flaky.echo", "args": ["x"], "depends_on": ["b"]}',
+                         '{"id": "b", "processor": "flaky.echo", "args": ["x"], "depends_on": ["a"]}')
+
+    def test_dependency_cycle_is_refused_and_named(self):
+        msg = self.refused(self.cycle_text())
+        self.assertTrue("a -> b -> a" in msg or "b -> a -> b" in msg, msg)
+
+    def test_dependency_cycle_message_names_position_and_field(self):
+        msg = self.refused(self.cycle_text())
+        self.assertRegex(msg, r"^taskgate: tasks\.json:\d+:\d+: ", "no line:column")
+        self.assertIn("'depends_on'", msg)
+        self.assertRegex(msg, r"task '[ab]'")
+
+    def test_longer_cycle(self):
+        msg = self.refused(self.text('{"id": "a", "processor": "flaky.echo", "args": ["x"], "depends_on": ["c"]}',
+                                     '{"id": "b", "processor": "flaky.echo", "args": ["x"], "depends_on": ["a"]}',
+                                     '{"id": "c", "processor": "flaky.echo", "args": ["x"], "depends_on": ["b", "writer"]}'))
+        self.assertTrue(re.search(r"([abc]) -> [abc] -> [abc] -> \1", msg), msg)
+
+    def plugins_text(self, flaky_path_json):
+        return '    "flaky": @@' + flaky_path_json + ',\n    "text": ' + json.dumps(plugin("text")) + '\n'
+
+    def test_plugin_path_missing(self):
+        missing = str(self.dir / "nowhere" / "libmissing.so")
+        self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"]}', plugins=self.plugins_text(json.dumps(missing))),
+                     "plugin 'flaky'", missing, "no such file")
+
+    def test_plugin_is_a_text_file(self):
+        (self.dir / "notes.txt").write_text("not a shared object\n")
+        self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"]}', plugins=self.plugins_text('"notes.txt"')),
+                     "plugin 'flaky'", "notes.txt", "not a loadable shared object")
+
+    def test_plugin_is_a_text_file_named_so(self):
+        (self.dir / "libfake.so").write_text("not a shared object\n")
+        self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"]}', plugins=self.plugins_text('"libfake.so"')),
+                     "plugin 'flaky'", "libfake.so", "not a loadable shared object")
+
+    def test_plugin_bare_name_is_not_searched(self):
+        # A bare name is a path relative to the task file's folder, never looked up
+        # on the library path (libm.so.6 is there on every glibc system).
+        for bare in ("libflaky.so", "libm.so.6"):
+            with self.subTest(bare):
+                self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"]}', plugins=self.plugins_text(json.dumps(bare))),
+                             "plugin 'flaky'", str(self.dir / bare), "no such file")
+
+    def test_plugin_alias_invalid(self):
+        plugins = '    "fl aky": @@' + json.dumps(plugin("flaky")) + ',\n    "text": ' + json.dumps(plugin("text")) + '\n'
+        self.refused(self.text(plugins=plugins), "plugin alias 'fl aky'")
+
+    def test_plugin_path_empty(self):
+        self.refused(self.text(plugins=self.plugins_text('""')), "plugin 'flaky'", "non-empty string")
+
+    def test_bad_priority(self):
+        for value in ('"urgent"', "2", '"HIGH"', "true"):
+            with self.subTest(value):
+                self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"], "priority": @@' + value + '}'),
+                             "task 'b' field 'priority'")
+
+    def test_bad_timeout(self):
+        for value in ("0", "-1", '"5"', "31536001", "null"):
+            with self.subTest(value):
+                self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"], "timeout_s": @@' + value + '}'),
+                             "task 'b' field 'timeout_s'")
+
+    def test_other_bad_fields(self):
+        cases = [
+            ("difficulty", "-1"), ("difficulty", "1.5"), ("difficulty", "1000001"), ("difficulty", '"3"'),
+            ("group", '""'), ("group", "7"), ("critical", '"yes"'), ("payload", "5"), ("description", "[]"),
+            ("args", '"x"'), ("depends_on", '"writer"'), ("reads", "[@@1]"), ("writes", '[@@""]'),
+        ]
+        for field, value in cases:
+            with self.subTest(field=field, value=value):
+                value = value if MARK in value else MARK + value
+                self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"], "' + field + '": ' + value + '}')
+                             .replace('"args": ["x"], "args": ', '"args": '),
+                             f"task 'b' field '{field}'")
+
+    def test_bad_id(self):
+        for value in ('""', "5", json.dumps("x" * 257)):
+            with self.subTest(value):
+                self.refused(self.text('{"id": @@' + value + ', "processor": "flaky.echo", "args": ["x"]}'), "'id'")
+
+    def test_nul_in_id(self):
+        # Ids are C strings to the engine: "a\\u0000b" and "a\\u0000c" would both be "a".
+        self.refused(self.text('{"id": @@"a\\u0000b", "processor": "flaky.echo", "args": ["x"]}',
+                               '{"id": "a\\u0000c", "processor": "flaky.echo", "args": ["y"]}'),
+                     "'id'", "NUL")
+
+    def test_nul_in_plugin_path(self):
+        self.refused(self.text(plugins=self.plugins_text(json.dumps(plugin("flaky") + "\u0000.txt"))),
+                     "plugin 'flaky'", "NUL")
+
+    def test_the_message_names_the_file_as_given(self):
+        (self.dir / "sub").mkdir()
+        text, where = unmark(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"], "priority": @@"urgent"}'))
+        (self.dir / "sub" / "bad.json").write_text(text)
+        for given in ("sub/bad.json", str(self.dir / "sub" / "bad.json")):
+            with self.subTest(given):
+                r = tg("run", given, cwd=self.dir)
+                self.assertEqual(r.returncode, 2)
+                self.assertTrue(r.stderr.startswith(f"taskgate: {given}:{where}: task 'b' field 'priority'"), r.stderr)
+
+    def test_conflicting_writes_refused_with_conflict_resolution_fail(self):
+        write_task_file(self.dir, [sleep_task("w1", 10, writes=["same.txt"]), sleep_task("w2", 10, writes=["./x/../same.txt"])])
+        r = tg("run", "tasks.json", "--conflict-resolution", "fail", cwd=self.dir)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("'w1'", r.stderr)
+        self.assertIn("'w2'", r.stderr)
+        self.assertIn(str(self.dir / "same.txt"), r.stderr)
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+
+
+class ConfigTest(TempDirTest):
+    def config_json(self, *args, env=None):
+        r = tg("config", *args, "--json", cwd=self.dir, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 1, r.stdout)
+        return json.loads(lines[0])
+
+    def test_defaults_and_their_sources(self):
+        c = self.config_json()
+        self.assertEqual(set(c), set(CONFIG_KEYS))
+        for key, value in CONFIG_KEYS.items():
+            self.assertEqual(c[key], {"value": value, "source": "default", "from": "default"}, key)
+        r = tg("config", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual([line.split()[0] for line in lines], list(CONFIG_KEYS))
+        for line in lines:
+            self.assertEqual(line.split()[-1], "default", line)
+        self.assertRegex(r.stdout, r"(?m)^max_parallel_tasks +5 +default$")
+        self.assertRegex(r.stdout, r"(?m)^retry_delays +0\.1,0\.5,1,2 +default$")
+
+    def test_each_layer_beats_the_one_below(self):
+        text, where = unmark('{\n  "version": 1,\n  "config": {"max_parallel_tasks": @@2, "log_level": "debug"},\n  "tasks": []\n}\n')
+        (self.dir / "tasks.json").write_text(text)
+        (self.dir / "c.json").write_text('{"max_parallel_tasks": 3}\n')
+        mpt = "max_parallel_tasks"
+
+        c = self.config_json("tasks.json")
+        self.assertEqual(c[mpt], {"value": 2, "source": "task file", "from": f"tasks.json:{where}"})
+        self.assertEqual(c["log_level"]["value"], "DEBUG")
+        self.assertEqual(c["log_level"]["source"], "task file")
+        self.assertEqual(c["workers"]["source"], "default")
+
+        c = self.config_json("tasks.json", "--config", "c.json")
+        self.assertEqual(c[mpt], {"value": 3, "source": "config file", "from": "c.json:1:24"})
+        self.assertEqual(c["log_level"]["source"], "task file")
+
+        c = self.config_json("tasks.json", env=clean_env(TASKGATE_CONFIG="c.json"))
+        self.assertEqual(c[mpt]["value"], 3)
+        self.assertEqual(c[mpt]["source"], "config file")
+
+        env = clean_env(TASKGATE_MAX_PARALLEL_TASKS="4")
+        c = self.config_json("tasks.json", "--config", "c.json", env=env)
+        self.assertEqual(c[mpt], {"value": 4, "source": "environment", "from": "environment TASKGATE_MAX_PARALLEL_TASKS"})
+
+        c = self.config_json("tasks.json", "--config", "c.json", "--max-parallel-tasks", "6", env=env)
+        self.assertEqual(c[mpt], {"value": 6, "source": "flag", "from": "flag --max-parallel-tasks"})
+        c = self.config_json("tasks.json", "--config=c.json", "--max-parallel-tasks=7", env=env)
+        self.assertEqual(c[mpt]["value"], 7)
+        self.assertEqual(c[mpt]["source"], "flag")
+
+        text = tg("config", "tasks.json", "--config", "c.json", cwd=self.dir, env=env).stdout
+        self.assertRegex(text, r"(?m)^max_parallel_tasks +4 +environment TASKGATE_MAX_PARALLEL_TASKS$")
+        self.assertRegex(text, rf"(?m)^log_level +DEBUG +tasks\.json:\d+:\d+$")
+
+    def test_run_uses_the_effective_configuration(self):
+        write_task_file(self.dir, [echo_task("a")], config={"max_parallel_tasks": 2})
+        (self.dir / "c.json").write_text('{"max_parallel_tasks": 3}\n')
+        cases = [
+            ([], None, 2),
+            (["--config", "c.json"], None, 3),
+            (["--config", "c.json"], "4", 4),
+            (["--config", "c.json", "--max-parallel-tasks", "6"], "4", 6),
+        ]
+        for args, env_value, expected in cases:
+            with self.subTest(args=args, env=env_value):
+                env = clean_env(TASKGATE_MAX_PARALLEL_TASKS=env_value) if env_value else clean_env()
+                r = tg("run", "tasks.json", "--json", "-q", *args, cwd=self.dir, env=env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                started = events(r.stdout, "run_started")
+                self.assertEqual(len(started), 1)
+                self.assertEqual(started[0]["max_parallel_tasks"], expected)
+
+    def assert_refused(self, args, env, *needles):
+        write_task_file(self.dir, [{"id": "w", "processor": "text.upper", "args": ["in.txt", "out/in.txt"]}],
+                        plugins=("text",))
+        (self.dir / "in.txt").write_text("x\n")
+        for command in (["config", "tasks.json"], ["run", "tasks.json"]):
+            with self.subTest(command=command[0]):
+                r = tg(*command, *args, cwd=self.dir, env=env)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertEqual(r.stdout, "")
+                for needle in needles:
+                    self.assertIn(needle, r.stderr)
+                self.assertFalse((self.dir / "out").exists(), "a task ran")
+
+    def test_env_out_of_range(self):
+        self.assert_refused([], clean_env(TASKGATE_MAX_PARALLEL_TASKS="0"),
+                            "TASKGATE_MAX_PARALLEL_TASKS", "'max_parallel_tasks'", "out of range")
+
+    def test_env_not_a_number(self):
+        self.assert_refused([], clean_env(TASKGATE_WORKERS="many"), "TASKGATE_WORKERS", "'workers'", "not an integer")
+
+    def test_env_bad_boolean(self):
+        self.assert_refused([], clean_env(TASKGATE_ENABLE_MONITORING="maybe"), "TASKGATE_ENABLE_MONITORING", "not a boolean")
+
+    def test_flag_negative_retry_delay(self):
+        self.assert_refused(["--retry-delays=-1"], clean_env(), "--retry-delays", "'retry_delays'", "-1")
+        self.assert_refused(["--retry-delays", "0.5,-1"], clean_env(), "--retry-delays", "'retry_delays'", "-1")
+
+    def test_flag_without_value(self):
+        self.assert_refused(["--max-parallel-tasks"], clean_env(), "--max-parallel-tasks needs a value")
+
+    def test_config_file_unknown_key(self):
+        (self.dir / "c.json").write_text('{\n  "max_paralel_tasks": 2\n}\n')
+        self.assert_refused(["--config", "c.json"], clean_env(), "c.json:2:24", "'max_paralel_tasks'", "unknown")
+
+    def test_config_file_from_env_unknown_key(self):
+        (self.dir / "c.json").write_text('{"bogus": 1}\n')
+        self.assert_refused([], clean_env(TASKGATE_CONFIG="c.json"), "c.json:1:", "'bogus'", "unknown")
+
+    def test_config_file_missing(self):
+        self.assert_refused(["--config", "nope.json"], clean_env(), "nope.json", "config file")
+
+    def test_config_file_invalid_json(self):
+        (self.dir / "c.json").write_text('{"workers": }\n')
+        self.assert_refused(["--config", "c.json"], clean_env(), "c.json:1:", "invalid JSON")
+
+    def test_log_level_bogus(self):
+        self.assert_refused(["--log-level", "bogus"], clean_env(), "'log_level'", "not one of")
+        self.assert_refused([], clean_env(TASKGATE_LOG_LEVEL="bogus"), "TASKGATE_LOG_LEVEL", "'log_level'", "not one of")
+        (self.dir / "c.json").write_text('{"log_level": "bogus"}\n')
+        self.assert_refused(["--config", "c.json"], clean_env(), "c.json:1:15", "'log_level'", "not one of")
+
+    def test_task_file_config_bad_value(self):
+        text, where = unmark('{"version": 1, "config": {"max_parallel_tasks": @@"4"}, "tasks": []}\n')
+        (self.dir / "tasks.json").write_text(text)
+        r = tg("config", "tasks.json", cwd=self.dir)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"tasks.json:{where}: config key 'max_parallel_tasks'", r.stderr)
+
+
+# ---------------------------------------------------------------------------
+# Output: --json events, --quiet, the summary, the results file
+
+
+class OutputTest(TempDirTest):
+    def tasks(self):
+        return [echo_task("a", "hello"), sleep_task("b", 30, depends_on=["a"]),
+                {"id": "c", "processor": "text.upper", "args": ["in.txt", "out/in.txt"], "writes": ["out/in.txt"]}]
+
+    def setUp(self):
+        super().setUp()
+        (self.dir / "in.txt").write_text("abc\n")
+
+    def test_json_events(self):
+        write_task_file(self.dir, self.tasks(), plugins=("flaky", "text"))
+        r = tg("run", "tasks.json", "--json", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evs = json_lines(r.stdout)
+        names = [e["event"] for e in evs]
+        self.assertEqual(names.count("run_started"), 1)
+        self.assertEqual(names.count("plugin_loaded"), 2)
+        self.assertEqual(names.count("task_ended"), 3)
+        self.assertEqual(names[-1], "run_finished")
+        self.assertEqual(len(names), 7)
+        self.assertEqual(len({e["run_id"] for e in evs}), 1)
+        for e in evs:
+            self.assertIsInstance(e["time"], (int, float))
+
+        started = events(r.stdout, "run_started")[0]
+        self.assertEqual(started["tasks"], 3)
+        self.assertEqual(started["file"], "tasks.json")
+        self.assertEqual(started["max_parallel_tasks"], 5)
+
+        loaded = {e["alias"]: e for e in events(r.stdout, "plugin_loaded")}
+        self.assertEqual(set(loaded), {"flaky", "text"})
+        self.assertEqual(loaded["flaky"]["path"], plugin("flaky"))
+        self.assertEqual(loaded["flaky"]["processors"], 3)
+        self.assertEqual(loaded["text"]["name"], "text")
+
+        ended = {e["task_id"]: e for e in events(r.stdout, "task_ended")}
+        self.assertEqual(set(ended), {"a", "b", "c"})
+        for e in ended.values():
+            self.assertEqual(e["status"], "succeeded")
+            self.assertEqual(e["attempts"], 1)
+            self.assertIsInstance(e["worker"], int)
+            self.assertGreaterEqual(e["worker"], 0)
+            self.assertIsInstance(e["duration_ms"], (int, float))
+            self.assertIsNone(e["error"])
+        self.assertEqual(ended["a"]["output"], "hello")
+        self.assertEqual(ended["a"]["processor"], "flaky.echo")
+        self.assertGreaterEqual(ended["b"]["duration_ms"], 25)
+        self.assertEqual(ended["c"]["output"], "4")
+
+        finished = evs[-1]
+        self.assertEqual(finished["tasks"], 3)
+        self.assertEqual(finished["succeeded"], 3)
+        for key in ("failed", "timed_out", "cancelled", "skipped"):
+            self.assertEqual(finished[key], 0)
+        self.assertFalse(finished["interrupted"])
+        self.assertEqual(finished["exit_code"], 0)
+        self.assertIsInstance(finished["wall_s"], (int, float))
+
+    def test_json_run_started_is_the_first_event(self):
+        # 'taskgate help run' lists the events in the order run_started,
+        # plugin_loaded, task_ended, interrupted, run_finished.
+        write_task_file(self.dir, self.tasks(), plugins=("flaky", "text"))
+        r = tg("run", "tasks.json", "--json", "-q", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        names = [e["event"] for e in json_lines(r.stdout)]
+        self.assertEqual(names[0], "run_started", names)
+        self.assertEqual(names[1:3], ["plugin_loaded", "plugin_loaded"], names)
+
+    def test_json_with_a_failure(self):
+        write_task_file(self.dir, [{"id": "bad", "processor": "flaky.fail_first", "args": ["k", 1]},
+                                   echo_task("child", depends_on=["bad"])])
+        r = tg("run", "tasks.json", "--json", "-q", cwd=self.dir)
+        self.assertEqual(r.returncode, 1)
+        ended = {e["task_id"]: e for e in events(r.stdout, "task_ended")}
+        self.assertEqual(ended["bad"]["status"], "failed")
+        self.assertIn("failing on purpose", ended["bad"]["error"])
+        self.assertEqual(ended["child"]["status"], "skipped")
+        self.assertEqual(ended["child"]["attempts"], 0)
+        finished = events(r.stdout, "run_finished")[0]
+        self.assertEqual((finished["failed"], finished["skipped"], finished["exit_code"]), (1, 1, 1))
+
+    def test_quiet_prints_nothing(self):
+        write_task_file(self.dir, self.tasks(), plugins=("flaky", "text"))
+        for flag in ("--quiet", "-q"):
+            with self.subTest(flag):
+                shutil.rmtree(self.dir / "out", ignore_errors=True)
+                r = tg("run", "tasks.json", flag, cwd=self.dir)
+                self.assertEqual(r.returncode, 0)
+                self.assertEqual(r.stderr, "")
+                self.assertEqual(r.stdout, "")
+                self.assertEqual((self.dir / "out" / "in.txt").read_text(), "ABC\n")
+
+    def test_summary_line(self):
+        write_task_file(self.dir, self.tasks(), plugins=("flaky", "text"))
+        r = tg("run", "tasks.json", cwd=self.dir)
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, "")
+        self.assertRegex(r.stderr, r"^taskgate: 3 tasks in \d+\.\d\d s: 3 succeeded, 0 failed, 0 timed out, 0 skipped, 0 cancelled\n$")
+
+    def test_monitoring_off_and_log_levels(self):
+        write_task_file(self.dir, self.tasks(), plugins=("flaky", "text"))
+        r = tg("run", "tasks.json", "--enable-monitoring", "false", cwd=self.dir)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        r = tg("run", "tasks.json", cwd=self.dir, env=clean_env(TASKGATE_LOG_LEVEL="error"))
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        r = tg("run", "tasks.json", "--log-level", "debug", cwd=self.dir)
+        self.assertEqual(r.returncode, 0)
+        for tid in ("a", "b", "c"):
+            self.assertIn(f"taskgate: {tid} succeeded", r.stderr)
+        self.assertIn("3 tasks in", r.stderr)
+
+    def test_results_file(self):
+        # File order differs from the order tasks end in.
+        (self.dir / "sub").mkdir()
+        (self.dir / "sub" / "in.txt").write_text("abc\n")
+        write_task_file(self.dir / "sub", [
+            sleep_task("slow", 150),
+            echo_task("after", "x", depends_on=["fast"], group="g"),
+            echo_task("fast", "first"),
+            {"id": "up", "processor": "text.upper", "args": ["in.txt", "out/in.txt"], "writes": ["out/in.txt"]},
+        ], plugins=("flaky", "text"))
+        (self.dir / "results.json").write_text("old contents, not JSON")
+        r = tg("run", "sub/tasks.json", "--results", "results.json", "--json", "-q", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Relative to the current folder, not to the task file's.
+        self.assertFalse((self.dir / "sub" / "results.json").exists())
+        # The processors ran in the task file's folder.
+        self.assertEqual((self.dir / "sub" / "out" / "in.txt").read_text(), "ABC\n")
+        results = json.loads((self.dir / "results.json").read_text())
+        self.assertEqual(results["version"], 1)
+        self.assertEqual(results["run_id"], events(r.stdout, "run_started")[0]["run_id"])
+        self.assertEqual(results["exit_code"], 0)
+        self.assertIs(results["interrupted"], False)
+        self.assertEqual(results["summary"], {"tasks": 4, "succeeded": 4, "failed": 0, "timed_out": 0,
+                                              "cancelled": 0, "skipped": 0})
+        self.assertEqual([t["id"] for t in results["tasks"]], ["slow", "after", "fast", "up"])
+        order = [e["task_id"] for e in events(r.stdout, "task_ended")]
+        self.assertNotEqual(order, ["slow", "after", "fast", "up"])
+        for t in results["tasks"]:
+            for key in ("id", "processor", "status", "error", "output", "attempts", "worker", "group", "queue_ms", "duration_ms"):
+                self.assertIn(key, t)
+            self.assertEqual(t["status"], "succeeded")
+            self.assertIsNone(t["error"])
+            self.assertEqual(t["attempts"], 1)
+            self.assertGreaterEqual(t["worker"], 0)
+        by_id = {t["id"]: t for t in results["tasks"]}
+        self.assertEqual(by_id["slow"]["processor"], "flaky.sleep_ms")
+        self.assertEqual(by_id["slow"]["output"], "slept")
+        self.assertGreaterEqual(by_id["slow"]["duration_ms"], 140)
+        self.assertEqual(by_id["fast"]["output"], "first")
+        self.assertEqual(by_id["after"]["group"], "g")
+        self.assertIsNone(by_id["fast"]["group"])
+        self.assertEqual(by_id["up"]["output"], "4")
+        # Written atomically: no temporary file is left beside it.
+        self.assertEqual(sorted(p.name for p in self.dir.iterdir()), ["in.txt", "results.json", "sub"])
+
+    def test_results_file_unwritable(self):
+        # Exit status 2 means nothing ran: a results path that cannot be
+        # written is refused before the tasks run, not after.
+        write_task_file(self.dir, [{"id": "c", "processor": "text.upper", "args": ["in.txt", "out/in.txt"]}],
+                        plugins=("text",))
+        r = tg("run", "tasks.json", "--results", "no/such/folder/results.json", cwd=self.dir)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(str(self.dir / "no" / "such" / "folder" / "results.json"), r.stderr)
+        self.assertFalse((self.dir / "out").exists(), "the tasks ran before the results path was found unwritable")
+
+
+# ---------------------------------------------------------------------------
+# Scheduling seen from outside
+
+
+class SchedulingTest(TempDirTest):
+    def test_priorities_with_one_task_at_a_time(self):
+        prios = ["low", "normal", "high", "low", "high", "normal", -1, 1, 0]
+        rank = {"high": 0, 1: 0, "normal": 1, 0: 1, "low": 2, -1: 2}
+        tasks = [sleep_task(f"t{k}", 15, priority=p) for k, p in enumerate(prios)]
+        write_task_file(self.dir, tasks, config={"max_parallel_tasks": 1})
+        r = tg("run", "tasks.json", "--json", "-q", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        order = [e["task_id"] for e in events(r.stdout, "task_ended")]
+        self.assertEqual(sorted(order), sorted(t["id"] for t in tasks))
+        ranks = [rank[prios[int(tid[1:])]] for tid in order]
+        self.assertEqual(ranks, sorted(ranks), f"end order {order}")
+        # Within one priority, file order.
+        for level in range(3):
+            same = [tid for tid in order if rank[prios[int(tid[1:])]] == level]
+            self.assertEqual(same, sorted(same, key=lambda t: int(t[1:])))
+
+    def test_tasks_writing_one_file_never_overlap(self):
+        write_task_file(self.dir, [
+            sleep_task("w1", 300, writes=["same.txt"]),
+            sleep_task("w2", 300, writes=["./sub/../same.txt"]),
+            sleep_task("free", 300, writes=["other.txt"]),
+        ], config={"max_parallel_tasks": 4})
+        t0 = time.monotonic()
+        r = tg("run", "tasks.json", "--results", "results.json", "--json", "-q", cwd=self.dir)
+        wall = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = {t["id"]: t for t in json.loads((self.dir / "results.json").read_text())["tasks"]}
+        self.assertFalse(overlap(res["w1"], res["w2"]), res)
+        self.assertTrue(overlap(res["w1"], res["free"]) or overlap(res["w2"], res["free"]), res)
+        self.assertGreaterEqual(wall, 0.59)
+        self.assertGreaterEqual(events(r.stdout, "run_finished")[0]["wall_s"], 0.59)
+
+    def test_a_reader_never_overlaps_a_writer_of_its_file(self):
+        write_task_file(self.dir, [
+            sleep_task("writer", 250, writes=["data.txt"]),
+            sleep_task("reader", 250, reads=["data.txt"]),
+        ], config={"max_parallel_tasks": 4})
+        r = tg("run", "tasks.json", "--results", "results.json", "-q", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = {t["id"]: t for t in json.loads((self.dir / "results.json").read_text())["tasks"]}
+        self.assertFalse(overlap(res["writer"], res["reader"]), res)
+
+    def test_max_parallel_tasks_limits_concurrency(self):
+        write_task_file(self.dir, [sleep_task(f"s{k}", 200) for k in range(4)], config={"max_parallel_tasks": 2})
+        r = tg("run", "tasks.json", "--results", "results.json", "-q", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = json.loads((self.dir / "results.json").read_text())
+        self.assertGreaterEqual(res["wall_s"], 0.39)
+        # At the start of each task (1 ms later, for the clock), at most 2 run.
+        for t in res["tasks"]:
+            at = t["queue_ms"] + 1.0
+            running = sum(1 for u in res["tasks"] if u["queue_ms"] <= at < u["queue_ms"] + u["duration_ms"])
+            self.assertLessEqual(running, 2, res["tasks"])
+
+    def test_timeout(self):
+        write_task_file(self.dir, [sleep_task("slow", 5000, timeout_s=0.2), echo_task("after", depends_on=["slow"])])
+        t0 = time.monotonic()
+        r = tg("run", "tasks.json", "--results", "results.json", cwd=self.dir, timeout=20)
+        wall = time.monotonic() - t0
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertLess(wall, 3.0)
+        res = {t["id"]: t for t in json.loads((self.dir / "results.json").read_text())["tasks"]}
+        self.assertEqual(res["slow"]["status"], "timed_out")
+        self.assertIn("timed out", res["slow"]["error"])
+        self.assertLess(res["slow"]["duration_ms"], 2000)
+        self.assertGreaterEqual(res["slow"]["duration_ms"], 190)
+        self.assertEqual(res["after"]["status"], "skipped")
+        self.assertIn("1 timed out", r.stderr)
+
+
+# ---------------------------------------------------------------------------
+# Interrupts
+
+
+class InterruptTest(TempDirTest):
+    def test_one_sigint_drains(self):
+        write_task_file(self.dir, [sleep_task(f"s{k:02d}", 300) for k in range(20)], config={"max_parallel_tasks": 2})
+        run = Background(self, ["run", "tasks.json", "--results", "results.json", "--json"], self.dir)
+        run.wait_started()
+        t0 = time.monotonic()
+        time.sleep(0.5)
+        run.signal(signal.SIGINT)
+        rc = run.wait(15)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(rc, 130, run.stderr)
+        # All twenty would take 3 s; the running ones finish within 0.3 s of the signal.
+        self.assertLess(elapsed, 2.0)
+        results = json.loads((self.dir / "results.json").read_text())
+        self.assertIs(results["interrupted"], True)
+        self.assertEqual(results["exit_code"], 130)
+        self.assertEqual(len(results["tasks"]), 20)
+        statuses = [t["status"] for t in results["tasks"]]
+        self.assertTrue(set(statuses) <= {"succeeded", "cancelled"}, statuses)
+        succeeded = [t for t in results["tasks"] if t["status"] == "succeeded"]
+        cancelled = [t for t in results["tasks"] if t["status"] == "cancelled"]
+        self.assertTrue(2 <= len(succeeded) <= 8, statuses)
+        self.assertGreaterEqual(len(cancelled), 12)
+        for t in succeeded:  # the running ones were let finish
+            self.assertGreaterEqual(t["duration_ms"], 290)
+        for t in cancelled:
+            self.assertEqual(t["attempts"], 0)
+            self.assertIn("interrupted", t["error"])
+        self.assertEqual(results["summary"]["succeeded"], len(succeeded))
+        self.assertEqual(results["summary"]["cancelled"], len(cancelled))
+        interrupted = events(run.stdout, "interrupted")
+        self.assertEqual([e["mode"] for e in interrupted], ["drain"])
+        self.assertEqual(interrupted[0]["cancelled"], len(cancelled))
+        finished = events(run.stdout, "run_finished")[0]
+        self.assertIs(finished["interrupted"], True)
+        self.assertEqual(finished["exit_code"], 130)
+        self.assertIn("interrupted", run.stderr)
+
+    def test_two_sigints_abort(self):
+        write_task_file(self.dir, [sleep_task(f"s{k}", 20000) for k in range(6)], config={"max_parallel_tasks": 2})
+        run = Background(self, ["run", "tasks.json", "--results", "results.json", "--json"], self.dir)
+        run.wait_started()
+        time.sleep(0.3)
+        run.signal(signal.SIGINT)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        run.signal(signal.SIGINT)
+        rc = run.wait(15)
+        self.assertEqual(rc, 130, run.stderr)
+        self.assertLess(time.monotonic() - t0, 3.0)
+        results = json.loads((self.dir / "results.json").read_text())
+        self.assertIs(results["interrupted"], True)
+        self.assertEqual([t["status"] for t in results["tasks"]], ["cancelled"] * 6)
+        started = [t for t in results["tasks"] if t["attempts"] > 0]
+        self.assertEqual(len(started), 2, results["tasks"])
+        for t in started:  # cut short, far from their 20 s
+            self.assertLess(t["duration_ms"], 5000)
+        self.assertEqual([e["mode"] for e in events(run.stdout, "interrupted")], ["drain", "abort"])
+        self.assertIn("aborted", run.stderr)
+
+    def test_sigterm_aborts(self):
+        write_task_file(self.dir, [sleep_task(f"s{k}", 20000) for k in range(4)], config={"max_parallel_tasks": 2})
+        run = Background(self, ["run", "tasks.json", "--results", "results.json", "--json", "-q"], self.dir)
+        run.wait_started()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        run.signal(signal.SIGTERM)
+        rc = run.wait(15)
+        self.assertEqual(rc, 130, run.stderr)
+        self.assertLess(time.monotonic() - t0, 3.0)
+        results = json.loads((self.dir / "results.json").read_text())
+        self.assertIs(results["interrupted"], True)
+        self.assertEqual([t["status"] for t in results["tasks"]], ["cancelled"] * 4)
+
+
+# ---------------------------------------------------------------------------
+# Progress on a terminal
+
+
+class ProgressTest(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        write_task_file(self.dir, [sleep_task(f"s{k}", 150) for k in range(6)], config={"max_parallel_tasks": 3})
+
+    def test_progress_line_on_a_terminal(self):
+        rc, data = run_in_pty(["run", "tasks.json"], self.dir, clean_env())
+        self.assertEqual(rc, 0, data)
+        self.assertIn(b"\r", data)
+        self.assertIn(b"[###", data)
+        self.assertIn(b"6/6", data)
+        self.assertRegex(data, rb"\x1b\[3\dm")
+        self.assertIn(b"6 tasks in", data)
+
+    def test_no_color(self):
+        rc, data = run_in_pty(["run", "tasks.json"], self.dir, clean_env(NO_COLOR="1"))
+        self.assertEqual(rc, 0, data)
+        self.assertIn(b"[###", data)
+        self.assertNotIn(b"\x1b[3", data)
+
+    def test_quiet_on_a_terminal(self):
+        rc, data = run_in_pty(["run", "tasks.json", "-q", "--results", "results.json"], self.dir, clean_env())
+        self.assertEqual(rc, 0, data)
+        self.assertEqual(data, b"")
+        self.assertEqual(json.loads((self.dir / "results.json").read_text())["summary"]["succeeded"], 6)
+
+    def test_no_progress_into_a_pipe(self):
+        r = tg("run", "tasks.json", cwd=self.dir)
+        self.assertEqual(r.returncode, 0)
+        self.assertNotIn("\r", r.stderr)
+        self.assertNotIn("\x1b", r.stderr)
+        self.assertNotIn("[#", r.stderr)
+        self.assertIn("6 tasks in", r.stderr)
+
+
+# ---------------------------------------------------------------------------
+# taskgate plugins, help, --version
+
+
+class PluginsCommandTest(TempDirTest):
+    def test_lists_processors_with_signatures(self):
+        r = tg("plugins", plugin("checksum"), plugin("text"), plugin("flaky"), cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for line in ("checksum.sha256(string)", "checksum.sha256_to(string, string)", "checksum.crc32(string)",
+                     "text.upper(string, string)", "text.wrap(string, string, i32, bool)", "text.stats(string, double)",
+                     "flaky.fail_first(string, i32)", "flaky.sleep_ms(i64)", "flaky.echo(string)"):
+            self.assertRegex(r.stdout, rf"(?m)^  {re.escape(line)}(  |$)")
+        self.assertRegex(r.stdout, rf"(?m)^flaky 1\.0\.0 \(plugin ABI \d+\.\d+\) {re.escape(plugin('flaky'))}$")
+
+    def test_json(self):
+        r = tg("plugins", plugin("text"), "--json", cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        [p] = json_lines(r.stdout)
+        self.assertEqual(p["name"], "text")
+        procs = {q["name"]: q["args"] for q in p["processors"]}
+        self.assertEqual(procs["text.wrap"], ["string", "string", "i32", "bool"])
+
+    def test_missing_file(self):
+        missing = str(self.dir / "libnope.so")
+        r = tg("plugins", missing, cwd=self.dir)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(missing, r.stderr)
+        self.assertIn("no such file", r.stderr)
+
+    def test_missing_among_good_ones(self):
+        r = tg("plugins", plugin("flaky"), str(self.dir / "libnope.so"), cwd=self.dir)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("flaky.echo(string)", r.stdout)
+        self.assertIn("libnope.so", r.stderr)
+
+    def test_not_a_shared_object(self):
+        (self.dir / "libfake.so").write_text("text\n")
+        r = tg("plugins", self.dir / "libfake.so", cwd=self.dir)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("libfake.so", r.stderr)
+
+    def test_usage(self):
+        self.assertEqual(tg("plugins", cwd=self.dir).returncode, 2)
+        self.assertEqual(tg("plugins", "--bogus", cwd=self.dir).returncode, 2)
+
+
+class HelpTest(unittest.TestCase):
+    def test_help(self):
+        for args, first in ((["help"], "usage: taskgate <command>"), (["--help"], "usage: taskgate <command>"),
+                            (["-h"], "usage: taskgate <command>"), (["help", "run"], "usage: taskgate run FILE"),
+                            (["run", "--help"], "usage: taskgate run FILE"), (["help", "config"], "usage: taskgate config"),
+                            (["help", "plugins"], "usage: taskgate plugins")):
+            with self.subTest(args):
+                r = tg(*args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertTrue(r.stdout.startswith(first), r.stdout[:200])
+                self.assertEqual(r.stderr, "")
+
+    def test_help_run_documents_the_options(self):
+        r = tg("help", "run")
+        for word in ("--json", "--quiet", "--results", "--config", "--max-parallel-tasks", "TASKGATE_MAX_PARALLEL_TASKS",
+                     "130", "schema/taskfile.schema.json"):
+            self.assertIn(word, r.stdout)
+
+    def test_version(self):
+        r = tg("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^taskgate \d+\.\d+\.\d+\n$")
+
+
+if __name__ == "__main__":
+    unittest.main()
