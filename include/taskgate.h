@@ -178,24 +178,13 @@ typedef struct tg_value {
   } as;
 } tg_value;
 
-static inline tg_value tg_value_i64(tg_type type, int64_t v) {
-  tg_value x; x.type = (int32_t)type; x.reserved = 0; x.as.bytes.len = 0; x.as.i = v; return x;
-}
-static inline tg_value tg_value_u64(uint64_t v) {
-  tg_value x; x.type = TG_TYPE_U64; x.reserved = 0; x.as.bytes.len = 0; x.as.u = v; return x;
-}
-static inline tg_value tg_value_double(double v) {
-  tg_value x; x.type = TG_TYPE_DOUBLE; x.reserved = 0; x.as.bytes.len = 0; x.as.d = v; return x;
-}
-static inline tg_value tg_value_bool(int v) {
-  tg_value x; x.type = TG_TYPE_BOOL; x.reserved = 0; x.as.bytes.len = 0; x.as.i = v != 0; return x;
-}
-static inline tg_value tg_value_string(const char *s) {
-  tg_value x; x.type = TG_TYPE_STRING; x.reserved = 0; x.as.bytes.len = 0; x.as.s = s; return x;
-}
-static inline tg_value tg_value_bytes(const void *data, size_t len) {
-  tg_value x; x.type = TG_TYPE_BYTES; x.reserved = 0; x.as.bytes.data = data; x.as.bytes.len = len; return x;
-}
+/* Constructors, for convenience (and for FFI users such as ctypes). */
+tg_value tg_value_i64(tg_type type, int64_t v); /* any integer type, or TG_TYPE_BOOL */
+tg_value tg_value_u64(uint64_t v);
+tg_value tg_value_double(double v);
+tg_value tg_value_bool(int v);                  /* non-zero is true */
+tg_value tg_value_string(const char *s);        /* not copied here: at submission */
+tg_value tg_value_bytes(const void *data, size_t len);
 
 /* "i32", "u32", "i64", "u64", "double", "bool", "string", "bytes", "float",
    "i8", "u8", "i16", "u16"; "unknown" otherwise. Static text. */

@@ -119,3 +119,54 @@ public func tg_processor_get_info(_ h: UnsafePointer<tg_processor>?, _ out: Unsa
     out.pointee.flags = (q.hasSetup ? TG_PROCESSOR_HAS_SETUP : 0) | (q.hasCleanup ? TG_PROCESSOR_HAS_CLEANUP : 0)
     return ok()
 }
+
+// MARK: - Values
+
+@inline(__always) private func value(_ type: Int32) -> tg_value {
+    var v = tg_value()
+    v.type = type
+    return v
+}
+
+@_cdecl("tg_value_i64")
+public func tg_value_i64(_ type: tg_type, _ x: Int64) -> tg_value {
+    var v = value(Int32(bitPattern: type.rawValue))
+    v.as.i = x
+    return v
+}
+
+@_cdecl("tg_value_u64")
+public func tg_value_u64(_ x: UInt64) -> tg_value {
+    var v = value(Int32(bitPattern: TG_TYPE_U64.rawValue))
+    v.as.u = x
+    return v
+}
+
+@_cdecl("tg_value_double")
+public func tg_value_double(_ x: Double) -> tg_value {
+    var v = value(Int32(bitPattern: TG_TYPE_DOUBLE.rawValue))
+    v.as.d = x
+    return v
+}
+
+@_cdecl("tg_value_bool")
+public func tg_value_bool(_ x: Int32) -> tg_value {
+    var v = value(Int32(bitPattern: TG_TYPE_BOOL.rawValue))
+    v.as.i = x != 0 ? 1 : 0
+    return v
+}
+
+@_cdecl("tg_value_string")
+public func tg_value_string(_ s: UnsafePointer<CChar>?) -> tg_value {
+    var v = value(Int32(bitPattern: TG_TYPE_STRING.rawValue))
+    v.as.s = s
+    return v
+}
+
+@_cdecl("tg_value_bytes")
+public func tg_value_bytes(_ data: UnsafeRawPointer?, _ len: UInt) -> tg_value {
+    var v = value(Int32(bitPattern: TG_TYPE_BYTES.rawValue))
+    v.as.bytes.data = data
+    v.as.bytes.len = Int(bitPattern: len)
+    return v
+}
