@@ -41,7 +41,7 @@ $(BUILD)/bin/taskgate: $(SOURCES)
 	cp .build/release/taskgate-cli $(BUILD)/bin/taskgate
 
 # The example plugins: plain C against taskgate_plugin.h alone (no -ltaskgate).
-$(BUILD)/plugins/lib%.so: examples/plugins/%.c include/taskgate_plugin.h
+$(BUILD)/plugins/lib%.so: examples/plugins/%.c examples/plugins/plugin_support.h include/taskgate_plugin.h
 	mkdir -p $(BUILD)/plugins
 	$(CC) $(PLUGIN_CFLAGS) -o $@ $<
 

@@ -11,24 +11,6 @@ _Static_assert(sizeof(tg_value) == sizeof(tgs_value), "tg_value layout");
 _Static_assert(offsetof(tg_value, as) == offsetof(tgs_value, as), "tg_value layout");
 _Static_assert(offsetof(tg_value, as.bytes.len) == offsetof(tgs_value, as.bytes.len), "tg_value layout");
 
-const char *tgabi_type_name(int type) {
-  switch (type) {
-  case TG_TYPE_I32: return "i32";
-  case TG_TYPE_U32: return "u32";
-  case TG_TYPE_I64: return "i64";
-  case TG_TYPE_U64: return "u64";
-  case TG_TYPE_DOUBLE: return "double";
-  case TG_TYPE_BOOL: return "bool";
-  case TG_TYPE_STRING: return "string";
-  case TG_TYPE_BYTES: return "bytes";
-  case TG_TYPE_FLOAT: return "float";
-  case TG_TYPE_I8: return "i8";
-  case TG_TYPE_U8: return "u8";
-  case TG_TYPE_I16: return "i16";
-  case TG_TYPE_U16: return "u16";
-  }
-  return "unknown";
-}
 
 const char *tgabi_error_message(int code) {
   switch (code) {

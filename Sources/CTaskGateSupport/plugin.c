@@ -7,6 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- names ---------------------------------------------------------------- */
+
+const char *tgp_type_name(int type) {
+  switch (type) {
+  case TG_TYPE_I32: return "i32";
+  case TG_TYPE_U32: return "u32";
+  case TG_TYPE_I64: return "i64";
+  case TG_TYPE_U64: return "u64";
+  case TG_TYPE_DOUBLE: return "double";
+  case TG_TYPE_BOOL: return "bool";
+  case TG_TYPE_STRING: return "string";
+  case TG_TYPE_BYTES: return "bytes";
+  case TG_TYPE_FLOAT: return "float";
+  case TG_TYPE_I8: return "i8";
+  case TG_TYPE_U8: return "u8";
+  case TG_TYPE_I16: return "i16";
+  case TG_TYPE_U16: return "u16";
+  }
+  return "unknown";
+}
+
 /* ---- the call description ------------------------------------------------ */
 
 static ffi_type *ffi_type_of(uint8_t t) {

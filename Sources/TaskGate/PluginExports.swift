@@ -8,7 +8,7 @@ import TaskGateCore
 // processor's (tgp_proc): both carry a magic number that turns dead on unload.
 
 @_cdecl("tg_type_name")
-public func tg_type_name(_ type: Int32) -> UnsafePointer<CChar> { tgabi_type_name(type) }
+public func tg_type_name(_ type: Int32) -> UnsafePointer<CChar> { tgp_type_name(type) }
 
 @_cdecl("tg_plugin_load")
 public func tg_plugin_load(_ p: UnsafeMutablePointer<tg_pool>?, _ path: UnsafePointer<CChar>?,
@@ -37,12 +37,11 @@ private func plugin(_ pool: TaskPool, _ h: UnsafeMutablePointer<tg_plugin>?, _ f
 /// A live plugin handle without its pool (for the info calls).
 private func anyPlugin(_ h: UnsafePointer<tg_plugin>?, _ function: StaticString) -> Plugin? {
     guard let h else { _ = fail(TG_EINVAL, "\(function): plugin is NULL"); return nil }
-    let c = UnsafeMutableRawPointer(mutating: h).assumingMemoryBound(to: tgp_plugin.self)
-    guard tgs_load_u64(&c.pointee.magic) == TGP_PLUGIN_MAGIC, let o = c.pointee.owner else {
+    guard let pl = PluginRegistry.plugin(handle: UnsafeRawPointer(h)) else {
         _ = fail(TG_EBADHANDLE, "\(function): \(h) is not a loaded plugin (unloaded?)")
         return nil
     }
-    return Unmanaged<Plugin>.fromOpaque(o).takeUnretainedValue()
+    return pl
 }
 
 @_cdecl("tg_plugin_unload")
@@ -106,11 +105,9 @@ public func tg_processor_get_info(_ h: UnsafePointer<tg_processor>?, _ out: Unsa
         return fail(TG_EVERSION, "tg_processor_get_info: out->struct_size is \(out.pointee.struct_size), this library knows \(MemoryLayout<tg_processor_info>.size) (use TG_PROCESSOR_INFO_INIT)")
     }
     guard let h else { return fail(TG_EINVAL, "tg_processor_get_info: processor is NULL") }
-    let c = UnsafeMutableRawPointer(mutating: h).assumingMemoryBound(to: tgp_proc.self)
-    guard tgs_load_u64(&c.pointee.magic) == TGP_PROC_MAGIC, let o = c.pointee.owner else {
+    guard let q = PluginRegistry.processor(handle: UnsafeRawPointer(h)) else {
         return fail(TG_EBADHANDLE, "tg_processor_get_info: \(h) is not a loaded processor (its plugin was unloaded?)")
     }
-    let q = Unmanaged<PluginProcessor>.fromOpaque(o).takeUnretainedValue()
     out.pointee.n_args = UInt32(q.argumentTypes.count)
     out.pointee.name = UnsafePointer(q.cName)
     out.pointee.description = UnsafePointer(q.cDescription)

@@ -187,7 +187,7 @@ public func tg_pool_submit_batch(_ p: UnsafeMutablePointer<tg_pool>?, _ tasks: U
             reason = message
         }
         guard let reason else { return spec(d, pool) }
-        var refused = TaskSpec(id: nil, processor: { _, _ in 1 })
+        var refused = TaskSpec(id: nil, processor: refusedProcessor)
         refused.invalidReason = reason
         return refused
     }

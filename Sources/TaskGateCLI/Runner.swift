@@ -108,23 +108,6 @@ func absolute(_ path: String, from folder: String) -> String {
     path.hasPrefix("/") ? path : (folder == "/" ? "/" : folder + "/") + path
 }
 
-func currentDirectory() -> String {
-    guard let p = getcwd(nil, 0) else { return "." }
-    defer { free(p) }
-    return String(cString: p)
-}
-
-/// Lexical normalisation of an absolute path ("." and ".." and repeated slashes).
-func normalise(_ path: String) -> String {
-    var parts: [Substring] = []
-    for p in path.split(separator: "/") {
-        if p == "." { continue }
-        if p == ".." { _ = parts.popLast(); continue }
-        parts.append(p)
-    }
-    return "/" + parts.joined(separator: "/")
-}
-
 // MARK: - The run
 
 struct RunOptions {
@@ -242,7 +225,7 @@ final class Runner {
             let values = try convertArguments(def, proc)
             if config.conflictResolution == "fail" {
                 for w in def.writes {
-                    let key = normalise(absolute(w, from: file.folder))
+                    let key = PathNormalizer.normalize(w, base: file.folder)
                     if let other = writers[key] {
                         throw UsageError("\(file.path): tasks '\(other)' and '\(def.id)' both write \(key), and conflict_resolution is 'fail' (use 'sequential' to run them one at a time)")
                     }
@@ -270,7 +253,7 @@ final class Runner {
             }
             let want = pluginTypeName(t)
             switch t {
-            case 1, 2, 3, 4, 10, 11, 12, 13:
+            case _ where PluginProcessor.isInteger(t):
                 if let i = n.int64 { out.append(.int(i)) }
                 else if let u = n.uint64 { out.append(.uint(u)) }
                 else if n.isIntegerText { throw bad("\(n.number) does not fit in \(want)") }

@@ -1,3 +1,4 @@
+import TaskGateCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,7 +67,7 @@ struct TaskFile {
         if let p = root["plugins"] {
             guard let members = p.members else { throw UsageError("\(at(p)): field 'plugins' must be an object of alias: path, got \(p.kind)") }
             for (alias, n) in members {
-                guard validName(alias) else { throw UsageError("\(at(n)): plugin alias '\(alias)' must be 1-64 characters of A-Z a-z 0-9 _ -") }
+                guard PluginRegistry.validName(alias) else { throw UsageError("\(at(n)): plugin alias '\(alias)' must be 1-64 characters of A-Z a-z 0-9 _ -") }
                 guard let s = n.string, !s.isEmpty else {
                     throw UsageError("\(at(n)): plugin '\(alias)': the path must be a non-empty string, got \(n.string != nil ? "an empty one" : n.kind)")
                 }
@@ -134,12 +135,6 @@ struct TaskFile {
     private func describe(_ n: Node) -> String {
         if case .number(let t) = n.value { return t }
         return n.kind
-    }
-
-    private func validName(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy {
-            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x5f || $0 == 0x2d
-        }
     }
 
     private func task(_ n: Node, index k: Int) throws(UsageError) -> TaskDef {

@@ -153,7 +153,7 @@ func commandRun(_ args: [String]) -> Int32 {
         }
         opts.file = positional[0]
         if let r = opts.resultsPath {
-            let full = absolute(r, from: currentDirectory())
+            let full = absolute(r, from: String(decoding: PathNormalizer.currentDirectory(), as: UTF8.self))
             try checkWritable(full)
             opts.resultsPath = full
         }

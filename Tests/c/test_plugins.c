@@ -4,7 +4,7 @@
  *
  *   - every refusal: missing file, not a shared object, bare name, directory,
  *     no descriptor, a function as descriptor, bad magic, another ABI major,
- *     a newer minor, a missing entry symbol, an unknown type, a bad name, a
+ *     a newer minor, a missing entry or hook symbol, an unknown type, a bad name, a
  *     processor name already registered, init failing; none runs plugin code
  *   - listing processors and signatures; loading twice reuses the handle
  *   - every argument type, promotions, 32 arguments, conversions, and the
@@ -80,6 +80,7 @@ static void test_refusals(void) {
   expect_refused(pool, fixture("r_abi_minor.so"), "newer than this host");
   expect_refused(pool, fixture("r_missing_entry.so"), "symbol 'no_such_function' not found");
   expect_refused(pool, fixture("r_unknown_type.so"), "type 99");
+  expect_refused(pool, fixture("r_missing_recover.so"), "recover hook: symbol 'no_recover_hook' not found");
   expect_refused(pool, fixture("r_bad_name.so"), "plugin name 'bad name!'");
 
   /* A bare name is not searched for, even when the file is right here. */

@@ -20,6 +20,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "taskgate_plugin.h"
+#include "plugin_support.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,43 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#if defined(__GNUC__) || defined(__clang__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
-
-static int fail(tg_plugin_task *task, const char *fmt, ...) PRINTF_LIKE(2, 3);
-static int fail(tg_plugin_task *task, const char *fmt, ...) {
-  char small[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(small, sizeof small, fmt, ap);
-  va_end(ap);
-  if (n < 0) {
-    task->host->set_error(task, fmt);
-  } else if ((size_t)n < sizeof small) {
-    task->host->set_error(task, small);
-  } else {
-    char *big = malloc((size_t)n + 1);
-    if (big) {
-      va_start(ap, fmt);
-      vsnprintf(big, (size_t)n + 1, fmt, ap);
-      va_end(ap);
-      task->host->set_error(task, big);
-      free(big);
-    } else {
-      task->host->set_error(task, small);
-    }
-  }
-  return TG_PLUGIN_FAILED;
-}
-
-static int set_output(tg_plugin_task *task, const void *data, size_t len) {
-  if (task->host->set_output(task, data, len) != 0) return fail(task, "could not set the output (%zu bytes)", len);
-  return TG_PLUGIN_OK;
-}
 
 /* ---- the plugin state: call counters by key ------------------------------------ */
 

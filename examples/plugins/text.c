@@ -28,6 +28,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "taskgate_plugin.h"
+#include "plugin_support.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,56 +42,6 @@
 #include <unistd.h>
 
 #define BLOCK_SIZE (64 * 1024)
-
-#if defined(__GNUC__) || defined(__clang__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
-
-/* ---- errors --------------------------------------------------------------- */
-
-static int fail(tg_plugin_task *task, const char *fmt, ...) PRINTF_LIKE(2, 3);
-static int fail(tg_plugin_task *task, const char *fmt, ...) {
-  char small[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(small, sizeof small, fmt, ap);
-  va_end(ap);
-  if (n < 0) {
-    task->host->set_error(task, fmt);
-  } else if ((size_t)n < sizeof small) {
-    task->host->set_error(task, small);
-  } else {
-    char *big = malloc((size_t)n + 1);
-    if (big) {
-      va_start(ap, fmt);
-      vsnprintf(big, (size_t)n + 1, fmt, ap);
-      va_end(ap);
-      task->host->set_error(task, big);
-      free(big);
-    } else {
-      task->host->set_error(task, small);
-    }
-  }
-  return TG_PLUGIN_FAILED;
-}
-
-static int fail_errno(tg_plugin_task *task, const char *what, const char *path, int err) {
-  char text[256];
-  if (strerror_r(err, text, sizeof text) != 0) snprintf(text, sizeof text, "error %d", err);
-  return fail(task, "%s '%s': %s", what, path, text);
-}
-
-static int fail_cancelled(tg_plugin_task *task) {
-  task->host->set_error(task, "cancelled");
-  return TG_PLUGIN_FAILED;
-}
-
-static int set_output(tg_plugin_task *task, const void *data, size_t len) {
-  if (task->host->set_output(task, data, len) != 0) return fail(task, "could not set the output (%zu bytes)", len);
-  return TG_PLUGIN_OK;
-}
 
 static int set_output_count(tg_plugin_task *task, unsigned long long n) {
   char text[32];
@@ -140,35 +91,6 @@ static void reader_close(reader *r) {
 }
 
 /* ---- atomic writing --------------------------------------------------------- */
-
-/* mkdir -p of the directory part of `path` (mode 0755). */
-static int make_parents(tg_plugin_task *task, const char *path) {
-  const char *slash = strrchr(path, '/');
-  if (!slash || slash == path) return TG_PLUGIN_OK;
-  size_t len = (size_t)(slash - path);
-  char *dir = malloc(len + 1);
-  if (!dir) return fail(task, "out of memory");
-  memcpy(dir, path, len);
-  dir[len] = '\0';
-  for (size_t i = 1; i <= len; i++) {
-    if (i < len && dir[i] != '/') continue;
-    if (dir[i - 1] == '/') continue;
-    char saved = dir[i];
-    dir[i] = '\0';
-    if (mkdir(dir, 0755) != 0) {
-      int err = errno;
-      struct stat st;
-      if (!(stat(dir, &st) == 0 && S_ISDIR(st.st_mode))) {
-        int rc = fail_errno(task, "cannot create directory", dir, err);
-        free(dir);
-        return rc;
-      }
-    }
-    dir[i] = saved;
-  }
-  free(dir);
-  return TG_PLUGIN_OK;
-}
 
 static unsigned long tmp_counter; /* with the pid: unique temporary names */
 

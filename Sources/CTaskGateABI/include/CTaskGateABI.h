@@ -30,5 +30,4 @@ struct tg_processor {
 /* From the header's error table (abi.c). */
 const char *tgabi_error_message(int code);
 const char *tgabi_error_name(int code);
-const char *tgabi_type_name(int type);
 #endif

@@ -67,6 +67,10 @@ typedef struct tgp_proc {
 
 static inline uint8_t tgp_type_at(const tgp_proc *proc, long k) { return proc->types[k]; }
 
+/* "i32", "double", ... for a TG_TYPE_*; "unknown" otherwise. Static text:
+   the one table behind tg_type_name() and the engine's messages. */
+const char *tgp_type_name(int type);
+
 /* Fills proc->ffi_types and n_slots from types/n_args and prepares the
    variadic call description (1 fixed argument). Returns FFI_OK (0) or the
    libffi status. */

@@ -4,24 +4,7 @@ import Glibc
 #endif
 
 /// The names of argument types, as listings and errors show them.
-public func pluginTypeName(_ t: Int32) -> String {
-    switch t {
-    case 1: return "i32"
-    case 2: return "u32"
-    case 3: return "i64"
-    case 4: return "u64"
-    case 5: return "double"
-    case 6: return "bool"
-    case 7: return "string"
-    case 8: return "bytes"
-    case 9: return "float"
-    case 10: return "i8"
-    case 11: return "u8"
-    case 12: return "i16"
-    case 13: return "u16"
-    default: return "unknown"
-    }
-}
+public func pluginTypeName(_ t: Int32) -> String { String(cString: tgp_type_name(t)) }
 
 /// A processor of a loaded plugin. `c` is the record the engine's trampoline
 /// uses; it stays allocated until the registry goes away, so a stale handle
@@ -93,7 +76,7 @@ public final class PluginProcessor: @unchecked Sendable {
         try PluginProcessor.check(c, args, who: who())
     }
 
-    @inline(__always) static func isInteger(_ t: Int32) -> Bool {
+    @inline(__always) public static func isInteger(_ t: Int32) -> Bool {
         switch t { case 1, 2, 3, 4, 10, 11, 12, 13: return true; default: return false }
     }
     @inline(__always) static func isUnsigned(_ t: Int32) -> Bool {
@@ -267,15 +250,29 @@ public final class PluginRegistry: @unchecked Sendable {
 
     /// The plugin behind a C handle if it is loaded in this registry.
     public func livePlugin(_ p: UnsafeRawPointer) -> Plugin? {
+        guard let q = Self.plugin(handle: p), q.registry === self else { return nil }
+        return q
+    }
+
+    /// The plugin behind a C handle if it is loaded (in any registry).
+    public static func plugin(handle p: UnsafeRawPointer) -> Plugin? {
         let c = UnsafeMutablePointer(mutating: p.assumingMemoryBound(to: tgp_plugin.self))
         guard tgs_load_u64(&c.pointee.magic) == TGP_PLUGIN_MAGIC, let o = c.pointee.owner else { return nil }
-        let q = Unmanaged<Plugin>.fromOpaque(o).takeUnretainedValue()
-        return q.registry === self ? q : nil
+        return Unmanaged<Plugin>.fromOpaque(o).takeUnretainedValue()
+    }
+
+    /// The processor behind a C handle if its plugin is loaded (in any registry).
+    public static func processor(handle p: UnsafeRawPointer) -> PluginProcessor? {
+        let c = UnsafeMutablePointer(mutating: p.assumingMemoryBound(to: tgp_proc.self))
+        guard tgs_load_u64(&c.pointee.magic) == TGP_PROC_MAGIC, let o = c.pointee.owner else { return nil }
+        return Unmanaged<PluginProcessor>.fromOpaque(o).takeUnretainedValue()
     }
 
     // MARK: loading
 
-    private static func validName(_ s: String) -> Bool {
+    /// 1-64 characters of A-Z a-z 0-9 _ - (plugin and processor names, and
+    /// the CLI's plugin aliases).
+    public static func validName(_ s: String) -> Bool {
         !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy {
             ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x5f || $0 == 0x2d
         }

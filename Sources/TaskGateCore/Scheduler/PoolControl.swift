@@ -236,9 +236,7 @@ extension TaskPool {
 
     public func result(_ i: Int32) -> TaskResultView {
         let t = task(i)
-        var raw = tgs_load_u32(&t.pointee.state)
-        if raw == UInt32(TGS_STATE_FINALIZING) { raw = UInt32(TGS_STATE_RUNNING) }
-        let status = TaskStatus(rawValue: raw) ?? .running
+        let status = status(i)
         var v = TaskResultView(
             status: status, seq: UInt64(i), id: t.pointee.id,
             group: t.pointee.group >= 0 ? groupNameUnlocked(t.pointee.group) : nil,

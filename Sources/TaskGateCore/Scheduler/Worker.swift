@@ -434,37 +434,25 @@ extension TaskPool {
         return members.reduce(0) { $0 + (cancel($1, note: note) ? 1 : 0) }
     }
 
-    /// Cancels one task unless it has ended. True when this call cancelled it.
+    /// Cancels a task only if it has not started (pending or queued): a
+    /// graceful stop lets running tasks finish. True when this call cancelled it.
     @discardableResult
-    func cancel(_ i: Int32, note: String) -> Bool {
+    public func cancelUnstarted(_ i: Int32, note: String) -> Bool { cancel(i, note: note, unstartedOnly: true) }
+
+    /// Cancels one task unless it has ended (or, with `unstartedOnly`, started).
+    /// True when this call cancelled it.
+    @discardableResult
+    func cancel(_ i: Int32, note: String, unstartedOnly: Bool = false) -> Bool {
         let t = task(i)
         while true {
             let s = tgs_load_u32(&t.pointee.state)
-            if s >= UInt32(TGS_STATE_FINALIZING) { return false }
+            if s >= UInt32(unstartedOnly ? TGS_STATE_RUNNING : TGS_STATE_FINALIZING) { return false }
             if tgs_cas_u32(&t.pointee.state, s, UInt32(TGS_STATE_FINALIZING)) != 0 {
                 if s == UInt32(TGS_STATE_RUNNING) {
                     tgs_or_sc_u32(&t.pointee.signals, UInt32(TGS_SIGNAL_CANCEL))
                 } else {
                     releaseProcessor(t)  // never started, never will
                 }
-                t.pointee.note = strdup(note)
-                t.pointee.end_ns = tgs_monotonic_ns()
-                finish(i, .cancelled, worker: -1)
-                return true
-            }
-        }
-    }
-
-    /// Cancels a task only if it has not started (pending or queued): a
-    /// graceful stop lets running tasks finish. True when this call cancelled it.
-    @discardableResult
-    public func cancelUnstarted(_ i: Int32, note: String) -> Bool {
-        let t = task(i)
-        while true {
-            let s = tgs_load_u32(&t.pointee.state)
-            if s >= UInt32(TGS_STATE_RUNNING) { return false }
-            if tgs_cas_u32(&t.pointee.state, s, UInt32(TGS_STATE_FINALIZING)) != 0 {
-                releaseProcessor(t)
                 t.pointee.note = strdup(note)
                 t.pointee.end_ns = tgs_monotonic_ns()
                 finish(i, .cancelled, worker: -1)

@@ -12,7 +12,7 @@ import Glibc
 ///
 /// Works on bytes into a reusable buffer: submitting a million tasks that
 /// declare paths must not build strings per path.
-struct PathNormalizer {
+public struct PathNormalizer {
     private(set) var buffer: UnsafeMutablePointer<UInt8>
     private var capacity: Int
     private(set) var count = 0
@@ -71,8 +71,9 @@ struct PathNormalizer {
         count == 0 ? "/" : String(decoding: UnsafeBufferPointer(start: buffer, count: count), as: UTF8.self)
     }
 
-    /// One-off normalisation of Swift strings (tests, cold paths).
-    static func normalize(_ path: String, base: String) -> String {
+    /// One-off normalisation of Swift strings (tests, cold paths, the CLI's
+    /// conflict check: the same model the scheduler claims paths with).
+    public static func normalize(_ path: String, base: String) -> String {
         var n = PathNormalizer()
         defer { n.release() }
         var b = Array(base.utf8)
@@ -83,7 +84,7 @@ struct PathNormalizer {
     }
 
     /// The current directory's bytes (absolute), or "/" when it cannot be read.
-    static func currentDirectory() -> [UInt8] {
+    public static func currentDirectory() -> [UInt8] {
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard getcwd(&buf, buf.count) != nil else { return Array("/".utf8) }
         return buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }

@@ -44,6 +44,9 @@ TG_PLUGIN_EXPORT int refuse_init(const tg_plugin_host *h, void **s, char *error,
 #ifndef ARGTYPE
 #define ARGTYPE TG_TYPE_I32
 #endif
+#ifndef RECOVER
+#define RECOVER NULL
+#endif
 #ifndef PROC_NAME
 #define PROC_NAME "run"
 #endif
@@ -60,5 +63,5 @@ TG_PLUGIN_EXPORT int taskgate_plugin_descriptor(void) { mark(); return 0; }
 #else
 TG_PLUGIN_EXPORT const tg_plugin_descriptor taskgate_plugin_descriptor = {
     MAGIC, MAJOR, MINOR, (uint32_t)sizeof(tg_plugin_descriptor), (uint32_t)sizeof(tg_plugin_processor),
-    NAME, "0.0.1", NULL, refuse_processors, 1, 0, "refuse_init", NULL, NULL};
+    NAME, "0.0.1", NULL, refuse_processors, 1, 0, "refuse_init", NULL, RECOVER};
 #endif
