@@ -58,17 +58,17 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define TG_VERSION_MAJOR 0
-#define TG_VERSION_MINOR 2
+#define TG_VERSION_MINOR 3
 #define TG_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, as tg_version() returns it. */
 #define TG_VERSION_NUMBER (TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH)
-#define TG_VERSION_STRING "0.2.0"
+#define TG_VERSION_STRING "0.3.0"
 
 /* The version of the library actually loaded, as TG_VERSION_NUMBER encodes it.
    Compare with TG_VERSION_NUMBER to detect a header/library mismatch: the
    major numbers must be equal and the library's minor at least the header's. */
 int tg_version(void);
-/* The loaded library's version as static text, e.g. "0.2.0". */
+/* The loaded library's version as static text, e.g. "0.3.0". */
 const char *tg_version_string(void);
 
 /* ---- errors -------------------------------------------------------------- */
@@ -150,6 +150,21 @@ const char *tg_status_name(int status);
    context. It should poll tg_task_cancelled() in long loops: threads are never
    killed, and a cancelled or timed-out task's late result is discarded. */
 typedef int (*tg_processor_fn)(tg_task_ctx *ctx, void *user);
+
+/* A task's end hook (since 0.3), set in tg_task_desc.on_end. Called exactly
+   once per task that sets it, after the task has reached its final status
+   (any of them: succeeded, failed, timed out, cancelled, skipped) and its
+   result is readable with tg_pool_result_at(pool, seq, ...). `user` is the
+   task's desc.user. It runs on whichever thread ended the task: a worker, the
+   thread that called tg_pool_cancel*, the pool's timeout thread, or, for a
+   task skipped at submission because a dependency had already failed, the
+   submitting thread before tg_pool_submit* returns. No lock of the pool is
+   held during the call. Keep it short: it delays the thread it runs on. It
+   may submit, cancel and read results, but must not wait on the pool without
+   a timeout, nor shut it down or destroy it. A tg_pool_wait* may return
+   before the hooks of the tasks it waited for have returned;
+   tg_pool_shutdown() returns only after every hook has. */
+typedef void (*tg_end_fn)(tg_pool *pool, uint64_t seq, int status, void *user);
 
 /* ---- values: typed arguments for plugin processors ------------------------- */
 
@@ -261,11 +276,14 @@ typedef struct tg_task_desc {
   const tg_processor *processor;
   const tg_value *args;
   size_t n_args;
+  /* Since 0.3: called once the task has ended (see tg_end_fn); NULL: none.
+     Works for fn and plugin tasks alike, with `user` as its argument. */
+  tg_end_fn on_end;
 } tg_task_desc;
 
 #define TG_TASK_DESC_INIT \
   { (uint32_t)sizeof(tg_task_desc), TG_PRIORITY_NORMAL, NULL, NULL, NULL, NULL, 0, \
-    NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL, NULL, 0 }
+    NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL, NULL, 0, NULL }
 
 /* Submits one task. On success, *out_seq (may be NULL) receives the task's
    submission number: 0 for the pool's first task, then 1, 2, ...
@@ -301,6 +319,12 @@ int tg_pool_wait(tg_pool *pool, const char *id, int64_t timeout_ms);
 int tg_pool_wait_group(tg_pool *pool, const char *group, int64_t timeout_ms);
 /* Waits until every task submitted so far has ended. */
 int tg_pool_wait_all(tg_pool *pool, int64_t timeout_ms);
+/* Since 0.3: waits until the tasks numbered first_seq .. first_seq+count-1
+   have all ended (a batch from tg_pool_submit_batch, anonymous tasks
+   included). count 0 returns TG_OK at once. TG_ETIMEDOUT when timeout_ms
+   passed first; TG_ENOTFOUND when the range reaches past the tasks
+   submitted. */
+int tg_pool_wait_range(tg_pool *pool, uint64_t first_seq, size_t count, int64_t timeout_ms);
 
 /* ---- cancellation ---------------------------------------------------------- */
 

@@ -33,6 +33,7 @@ public func tg_pool_create(_ opts: UnsafePointer<tg_pool_options>?,
     do { pool = try TaskPool(config) } catch { return fail(error) }
     let handle = UnsafeMutablePointer<tg_pool>.allocate(capacity: 1)
     handle.initialize(to: tg_pool(magic: TG_POOL_MAGIC, engine: Unmanaged.passRetained(pool).toOpaque()))
+    pool.owner = UnsafeMutableRawPointer(handle)
     out.pointee = handle
     return ok()
 }
@@ -68,8 +69,11 @@ public func tg_pool_destroy(_ p: UnsafeMutablePointer<tg_pool>?) -> Int32 {
 private let descSize = UInt32(MemoryLayout<tg_task_desc>.size)
 /// tg_task_desc as 0.1 knew it (before processor, args, n_args).
 private let descSize01 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.processor)!)
-@inline(__always) private func knownDescSize(_ n: UInt32) -> Bool { n == descSize || n == descSize01 }
-@inline(__always) private func hasPluginFields(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size == descSize }
+/// tg_task_desc as 0.2 knew it (before on_end).
+private let descSize02 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.on_end)!)
+@inline(__always) private func knownDescSize(_ n: UInt32) -> Bool { n == descSize || n == descSize02 || n == descSize01 }
+@inline(__always) private func hasPluginFields(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize02 }
+@inline(__always) private func hasEndHook(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize }
 
 /// Checks one description; nil when fine, else the message.
 @inline(__always)
@@ -138,6 +142,10 @@ private func refusedProcessor(_: UnsafeMutablePointer<tgs_task>?, _: UnsafeMutab
     s.critical = d.pointee.flags & TG_TASK_CRITICAL != 0
     s.difficulty = d.pointee.difficulty
     if d.pointee.timeout_ms > 0 { s.timeoutNanoseconds = nanos(d.pointee.timeout_ms) }
+    if hasEndHook(d), let f = d.pointee.on_end {
+        s.onEnd = unsafeBitCast(f, to: OnEnd.self)
+        s.onEndUser = d.pointee.user
+    }
     return s
 }
 
@@ -232,6 +240,14 @@ public func tg_pool_wait_group(_ p: UnsafeMutablePointer<tg_pool>?, _ group: Uns
 public func tg_pool_wait_all(_ p: UnsafeMutablePointer<tg_pool>?, _ timeoutMs: Int64) -> Int32 {
     guard let pool = engine(p, "tg_pool_wait_all") else { return badHandleCode(p) }
     do { try pool.waitAll(timeout: nanos(timeoutMs)) } catch { return fail(error) }
+    return ok()
+}
+
+@_cdecl("tg_pool_wait_range")
+public func tg_pool_wait_range(_ p: UnsafeMutablePointer<tg_pool>?, _ first: UInt64, _ countIn: UInt, _ timeoutMs: Int64) -> Int32 {
+    guard let pool = engine(p, "tg_pool_wait_range") else { return badHandleCode(p) }
+    guard countIn <= UInt(Int32.max) else { return fail(TG_ENOTFOUND, "tg_pool_wait_range: count \(countIn) reaches past every task") }
+    do { try pool.wait(from: first, count: Int(countIn), timeout: nanos(timeoutMs)) } catch { return fail(error) }
     return ok()
 }
 

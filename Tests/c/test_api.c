@@ -27,6 +27,7 @@ typedef struct probe {
   const char *error;   /* set as error message when non-NULL */
   const char *error2;  /* then replaced by this one when non-NULL */
   int workers;         /* the pool's worker count, for the range check */
+  void *hook;          /* what an end hook writes into (test_end_hooks) */
   /* seen by the processor */
   int runs;
   int started;
@@ -317,7 +318,7 @@ static void test_submit_errors(void) {
   CHECK(d.priority == TG_PRIORITY_NORMAL && d.timeout_ms == 0 && d.group == NULL, "TG_TASK_DESC_INIT defaults");
 
   /* struct_size: zero, smaller, larger. */
-  const uint32_t bad_sizes[] = {0, (uint32_t)sizeof(tg_task_desc) - 8, (uint32_t)sizeof(tg_task_desc) + 8};
+  const uint32_t bad_sizes[] = {0, (uint32_t)sizeof(tg_task_desc) - 4, (uint32_t)sizeof(tg_task_desc) + 8};
   for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++) {
     tg_task_desc v = d;
     v.struct_size = bad_sizes[i];
@@ -1159,6 +1160,180 @@ static void test_last_error_thread_local(void) {
   CHECK_RC(tg_pool_destroy(pool), TG_OK);
 }
 
+/* ---- end hooks and range waits (0.3) ---------------------------------------- */
+
+/* What one task's end hook saw. */
+typedef struct end_log {
+  int calls;
+  int status;
+  int result_status; /* tg_pool_result_at inside the hook */
+  int result_rc;
+  uint64_t seq;
+  pthread_t thread;
+  int slow;          /* sleep this many ms inside the hook */
+  int finished;      /* set when the hook returns */
+  tg_pool *pool_seen;
+  tg_pool *submit_into; /* submit one more task from inside the hook */
+  int inner_rc;
+} end_log;
+
+static int succeed_fn(tg_task_ctx *ctx, void *user) {
+  (void)ctx;
+  (void)user;
+  return TG_TASK_SUCCEEDED;
+}
+
+static void end_hook(tg_pool *pool, uint64_t seq, int status, void *user) {
+  end_log *e = (end_log *)((probe_t *)user)->hook;
+  e->seq = seq;
+  e->status = status;
+  e->pool_seen = pool;
+  e->thread = pthread_self();
+  tg_result r = TG_RESULT_INIT;
+  e->result_rc = tg_pool_result_at(pool, seq, &r);
+  e->result_status = r.status;
+  if (e->submit_into) {
+    tg_task_desc d = TG_TASK_DESC_INIT;
+    d.fn = succeed_fn;
+    e->inner_rc = tg_pool_submit(e->submit_into, &d, NULL);
+  }
+  if (e->slow) sleep_us(e->slow * 1000L);
+  at_store(&e->finished, 1);
+  at_add(&e->calls, 1);
+}
+
+/* A probe task whose end hook writes into e. */
+static tg_task_desc hooked(const char *id, probe_t *p, end_log *e) {
+  p->hook = e;
+  tg_task_desc d = desc(id, p);
+  d.on_end = end_hook;
+  return d;
+}
+
+static void test_end_hooks_at(uint32_t workers) {
+  tg_pool *pool = tap_pool(workers, 0, 0);
+  pthread_t me = pthread_self();
+  enum { N = 8 };
+  probe_t p[N];
+  end_log e[N];
+  memset(p, 0, sizeof p);
+  memset(e, 0, sizeof e);
+  uint64_t seq = 0;
+
+  /* Succeeded and failed: once each, on a worker, with the result readable. */
+  tg_task_desc d = hooked("ok", &p[0], &e[0]);
+  CHECK_RC(tg_pool_submit(pool, &d, &seq), TG_OK);
+  p[1].result = TG_TASK_FAILED;
+  d = hooked("bad", &p[1], &e[1]);
+  CHECK_RC(tg_pool_submit(pool, &d, NULL), TG_OK);
+  CHECK(wait_flag(&e[0].calls, 1, WAIT_MS) && wait_flag(&e[1].calls, 1, WAIT_MS), "W=%u: hooks of ok and bad ran", workers);
+  CHECK(e[0].seq == seq && e[0].status == TG_STATUS_SUCCEEDED, "W=%u: ok hook: seq %llu status %s", workers,
+        (unsigned long long)e[0].seq, tg_status_name(e[0].status));
+  CHECK(e[0].result_rc == TG_OK && e[0].result_status == TG_STATUS_SUCCEEDED, "W=%u: result final inside the hook (%s)",
+        workers, tg_status_name(e[0].result_status));
+  CHECK(e[0].pool_seen == pool, "W=%u: the hook gets the pool handle", workers);
+  CHECK(!pthread_equal(e[0].thread, me), "W=%u: a worker ran the hook", workers);
+  CHECK(e[1].status == TG_STATUS_FAILED && e[1].result_status == TG_STATUS_FAILED, "W=%u: bad hook %s", workers,
+        tg_status_name(e[1].status));
+
+  /* Skipped at submission: the hook runs on the submitting thread before submit returns. */
+  const char *on_bad[] = {"bad"};
+  d = hooked("late-child", &p[2], &e[2]);
+  d.deps = on_bad;
+  d.n_deps = 1;
+  CHECK_RC(tg_pool_submit(pool, &d, NULL), TG_OK);
+  CHECK(at_load(&e[2].calls) == 1 && e[2].status == TG_STATUS_SKIPPED, "W=%u: skipped at submission: hook ran in submit (%d calls, %s)",
+        workers, at_load(&e[2].calls), tg_status_name(e[2].status));
+  CHECK(pthread_equal(e[2].thread, me), "W=%u: on the submitting thread", workers);
+  CHECK(p[2].runs == 0, "W=%u: the skipped task never ran", workers);
+
+  /* Cancelled while blocked in its processor, and a dependent skipped by the cascade. */
+  p[3].block = 1;
+  d = hooked("blocker", &p[3], &e[3]);
+  CHECK_RC(tg_pool_submit(pool, &d, NULL), TG_OK);
+  const char *on_blocker[] = {"blocker"};
+  d = hooked("dependent", &p[4], &e[4]);
+  d.deps = on_blocker;
+  d.n_deps = 1;
+  CHECK_RC(tg_pool_submit(pool, &d, NULL), TG_OK);
+  CHECK(wait_flag(&p[3].started, 1, WAIT_MS), "W=%u: blocker started", workers);
+  CHECK_RC(tg_pool_cancel(pool, "blocker"), TG_OK);
+  CHECK(at_load(&e[3].calls) == 1 && e[3].status == TG_STATUS_CANCELLED && pthread_equal(e[3].thread, me),
+        "W=%u: cancel runs the hook on the cancelling thread (%s)", workers, tg_status_name(e[3].status));
+  CHECK(at_load(&e[4].calls) == 1 && e[4].status == TG_STATUS_SKIPPED, "W=%u: the dependent's hook: %s", workers,
+        tg_status_name(e[4].status));
+  CHECK(wait_flag(&p[3].returned, 1, WAIT_MS), "W=%u: blocker returned", workers);
+
+  /* Timed out: the hook comes from the timeout thread. */
+  p[5].block = 1;
+  d = hooked("slowpoke", &p[5], &e[5]);
+  d.timeout_ms = 30;
+  CHECK_RC(tg_pool_submit(pool, &d, NULL), TG_OK);
+  CHECK(wait_flag(&e[5].calls, 1, WAIT_MS) && e[5].status == TG_STATUS_TIMED_OUT, "W=%u: timeout hook: %s", workers,
+        tg_status_name(e[5].status));
+
+  /* A hook may submit; a 0.2-sized description has no hook. */
+  e[6].submit_into = pool;
+  d = hooked("submitter", &p[6], &e[6]);
+  CHECK_RC(tg_pool_submit(pool, &d, NULL), TG_OK);
+  CHECK(wait_flag(&e[6].calls, 1, WAIT_MS) && e[6].inner_rc == TG_OK, "W=%u: submit from a hook: %d", workers, e[6].inner_rc);
+  d = hooked("old-size", &p[7], &e[7]);
+  d.struct_size = (uint32_t)offsetof(tg_task_desc, on_end);
+  CHECK_RC(tg_pool_submit(pool, &d, NULL), TG_OK);
+  CHECK_RC(tg_pool_wait(pool, "old-size", WAIT_MS), TG_OK);
+  CHECK_RC(tg_pool_wait_all(pool, WAIT_MS), TG_OK);
+  CHECK(at_load(&e[7].calls) == 0, "W=%u: a 0.2 description carries no hook", workers);
+  for (int i = 0; i < 7; i++) CHECK(at_load(&e[i].calls) == 1, "W=%u: hook %d called exactly once (%d)", workers, i, at_load(&e[i].calls));
+
+  /* Range waits over an anonymous batch. */
+  enum { B = 300 };
+  tg_task_desc batch[B];
+  for (int i = 0; i < B; i++) {
+    tg_task_desc x = TG_TASK_DESC_INIT;
+    x.fn = succeed_fn;
+    batch[i] = x;
+  }
+  uint64_t first = 0;
+  CHECK_RC(tg_pool_submit_batch(pool, batch, B, &first), TG_OK);
+  CHECK_RC(tg_pool_wait_range(pool, first, B, WAIT_MS), TG_OK);
+  for (uint64_t k = first; k < first + B; k++) {
+    tg_result r = TG_RESULT_INIT;
+    if (tg_pool_result_at(pool, k, &r) != TG_OK || r.status != TG_STATUS_SUCCEEDED) {
+      CHECK(0, "W=%u: task %llu of the range ended", workers, (unsigned long long)k);
+      break;
+    }
+  }
+  CHECK_RC(tg_pool_wait_range(pool, first + B, 0, 0), TG_OK);
+  CHECK_RC(tg_pool_wait_range(pool, first, B + 1, 0), TG_ENOTFOUND);
+  CHECK(contains(tg_last_error(), "submitted"), "W=%u: detail: %s", workers, tg_last_error());
+  CHECK_RC(tg_pool_wait_range(pool, UINT64_MAX, 2, 0), TG_ENOTFOUND);
+  CHECK_RC(tg_pool_wait_range(pool, 0, SIZE_MAX, 0), TG_ENOTFOUND);
+  CHECK_RC(tg_pool_wait_range(NULL, 0, 1, 0), TG_EINVAL);
+  probe_t held = {0};
+  held.block = 1;
+  tg_task_desc h = desc(NULL, &held);
+  CHECK_RC(tg_pool_submit(pool, &h, &seq), TG_OK);
+  CHECK_RC(tg_pool_wait_range(pool, first, (size_t)(seq - first + 1), 20), TG_ETIMEDOUT);
+  at_store(&held.release, 1);
+  CHECK_RC(tg_pool_wait_range(pool, seq, 1, WAIT_MS), TG_OK);
+
+  /* Shutdown returns only after every hook has returned. */
+  probe_t last = {0};
+  end_log le;
+  memset(&le, 0, sizeof le);
+  le.slow = 60;
+  d = hooked("last", &last, &le);
+  CHECK_RC(tg_pool_submit(pool, &d, NULL), TG_OK);
+  CHECK_RC(tg_pool_shutdown(pool, TG_SHUTDOWN_DRAIN, WAIT_MS), TG_OK);
+  CHECK(at_load(&le.finished) == 1, "W=%u: shutdown waited for the slow hook", workers);
+  CHECK_RC(tg_pool_destroy(pool), TG_OK);
+}
+
+static void test_end_hooks(void) {
+  const uint32_t counts[] = {1, 2, 4, 8};
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) test_end_hooks_at(counts[i]);
+}
+
 int main(void) {
   tap_init();
   test_versions();
@@ -1174,5 +1349,6 @@ int main(void) {
   test_stats();
   test_shutdown_destroy();
   test_last_error_thread_local();
+  test_end_hooks();
   return tg_test_summary();
 }

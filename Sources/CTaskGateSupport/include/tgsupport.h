@@ -119,6 +119,7 @@ enum {
   TGS_TASK_HAS_TIMEOUT = 1u << 2,
   TGS_TASK_HAS_DEPS = 1u << 3,
   TGS_TASK_PLUGIN = 1u << 4, /* fn is tgp_trampoline, user its argument block */
+  TGS_TASK_HAS_ON_END = 1u << 5, /* extra->on_end is called once the task has ended */
 };
 
 /* One record per submitted task, in the pool's task slab: exactly 128 bytes,
@@ -173,6 +174,8 @@ typedef struct tgs_task_extra {
   int32_t paths_count;
   int32_t difficulty;
   int32_t reserved;
+  void *on_end;          /* tgs_end_fn, or NULL */
+  void *on_end_user;
 } tgs_task_extra;
 
 #ifdef __cplusplus
@@ -199,6 +202,12 @@ void tgs_populate(void *p, size_t bytes);
 typedef int (*tgs_processor_fn)(tgs_task *ctx, void *user);
 static inline int tgs_call_processor(tgs_task *t) {
   return ((tgs_processor_fn)t->fn)(t, t->user);
+}
+
+/* Tells the host a task has ended: (host's pool handle, seq, status, user). */
+typedef void (*tgs_end_fn)(void *pool, uint64_t seq, int32_t status, void *user);
+static inline void tgs_call_on_end(const tgs_task_extra *x, void *pool, uint64_t seq, int32_t status) {
+  ((tgs_end_fn)x->on_end)(pool, seq, status, x->on_end_user);
 }
 
 #ifdef __cplusplus

@@ -185,6 +185,16 @@ extension TaskPool {
         }
     }
 
+    /// Waits until the tasks numbered first ..< first + count have all ended.
+    public func wait(from first: UInt64, count: Int, timeout: Int64) throws(TaskGateError) {
+        let n = UInt64(submittedCount)
+        guard first <= n, UInt64(count) <= n - first else {
+            throw .notFound("tasks \(first) ..< \(first &+ UInt64(count)): only \(n) tasks were submitted")
+        }
+        let left = waitEnded(count: count, timeout: timeout) { Int32(truncatingIfNeeded: first + UInt64($0)) }
+        if left > 0 { throw .timedOut("\(left) of tasks \(first) ..< \(first + UInt64(count)) have not ended within the timeout") }
+    }
+
     /// Waits until every task submitted before the call has ended (tasks
     /// submitted meanwhile, by processors say, do not extend the wait).
     public func waitAll(timeout: Int64) throws(TaskGateError) {

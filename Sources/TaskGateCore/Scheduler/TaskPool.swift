@@ -7,6 +7,8 @@ import Glibc
 /// (the processor's context) and the submitter's user pointer, returning 0 for
 /// success and anything else for failure.
 public typealias Processor = @convention(c) (UnsafeMutablePointer<tgs_task>?, UnsafeMutableRawPointer?) -> Int32
+/// A task's end hook: (the pool's owner handle, submission number, final status, user).
+public typealias OnEnd = @convention(c) (UnsafeMutableRawPointer?, UInt64, Int32, UnsafeMutableRawPointer?) -> Void
 
 /// One task to submit: a non-owning view. Everything it points to is copied
 /// during the submit call.
@@ -32,6 +34,9 @@ public struct TaskSpec {
     /// against its signature and copied at submission).
     public var plugin: UnsafeMutablePointer<tgp_proc>? = nil
     public var arguments = UnsafeBufferPointer<tgs_value>(start: nil, count: 0)
+    /// Called once when the task has ended, with `onEndUser` (see TaskPool.owner).
+    public var onEnd: OnEnd? = nil
+    public var onEndUser: UnsafeMutableRawPointer? = nil
 
     public init(id: UnsafePointer<CChar>?, processor: @escaping Processor, user: UnsafeMutableRawPointer? = nil) {
         self.id = id
@@ -177,6 +182,9 @@ public final class TaskPool: @unchecked Sendable {
     let endCounts: UnsafeMutablePointer<Int64>
     static var endedTotal: Int { 7 }
     var threadsJoined = false
+    /// The host's handle for this pool, passed to end hooks. Set once, before
+    /// the first submission.
+    public var owner: UnsafeMutableRawPointer? = nil
     var threads: [pthread_t] = []
 
     public init(_ configuration: PoolConfiguration) throws(TaskGateError) {
@@ -287,6 +295,17 @@ public final class TaskPool: @unchecked Sendable {
     /// ids ahead of the task being submitted).
     public func submitBatch(count: Int, id idOf: (Int) -> UnsafePointer<CChar>?,
                             spec: (Int) -> TaskSpec) throws(TaskGateError) -> UInt64 {
+        // Tasks skipped at submission (a dependency had already failed) end
+        // under the submission lock; their end hooks run once it is released,
+        // since a hook may block on something whose holder is submitting.
+        var ends: [Int32] = []
+        let first = try submitBatchLocked(count: count, id: idOf, spec: spec, ends: &ends)
+        for j in ends { callOnEnd(j) }
+        return first
+    }
+
+    private func submitBatchLocked(count: Int, id idOf: (Int) -> UnsafePointer<CChar>?,
+                                   spec: (Int) -> TaskSpec, ends: inout [Int32]) throws(TaskGateError) -> UInt64 {
         guard count > 0 else { throw .invalid("a batch needs at least one task") }
         submitLock.lock()
         defer { submitLock.unlock() }
@@ -360,11 +379,17 @@ public final class TaskPool: @unchecked Sendable {
             t.pointee.cause = -1
             t.pointee.worker = -1
             t.pointee.pending = 1  // the submission guard
-            if s.timeoutNanoseconds > 0 || s.difficulty != 0 || s.payload.count > 0 || !s.reads.isEmpty || !s.writes.isEmpty {
+            if s.timeoutNanoseconds > 0 || s.difficulty != 0 || s.payload.count > 0 || !s.reads.isEmpty || !s.writes.isEmpty
+                || s.onEnd != nil {
                 guard extras.reserve(1) else { throw refuse(.outOfMemory("no memory for task extras")) }
                 let x = extras.pointer(extras.append())
                 x.initialize(to: tgs_task_extra())
                 x.pointee.difficulty = s.difficulty
+                if let f = s.onEnd {
+                    x.pointee.on_end = unsafeBitCast(f, to: UnsafeMutableRawPointer.self)
+                    x.pointee.on_end_user = s.onEndUser
+                    t.pointee.flags |= UInt8(TGS_TASK_HAS_ON_END)
+                }
                 t.pointee.extra = x
             }
             if let proc = s.plugin {
@@ -466,7 +491,7 @@ public final class TaskPool: @unchecked Sendable {
                 let t = task(i)
                 if t.pointee.flags & UInt8(TGS_TASK_HAS_DEPS) == 0 { continue }
                 if tgs_load_i32(&t.pointee.cause) >= 0 {
-                    skip(Int32(i), worker: -1)
+                    skip(Int32(i), worker: -1, deferEnds: &ends)
                 } else if tgs_add_i32(&t.pointee.pending, -1) == 1,
                           tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_PENDING), UInt32(TGS_STATE_QUEUED)) != 0 {
                     t.pointee.ready_ns = now

@@ -298,15 +298,32 @@ extension TaskPool {
     /// wrote the result fields. Then: dependents are released or skipped, the
     /// group and pool counters drop, waiters are woken.
     func finish(_ i: Int32, _ status: TaskStatus, worker: Int) {
+        var none: [Int32] = []
+        finish(i, status, worker: worker, deferEnds: &none, deferring: false)
+    }
+
+    /// The same; with `deferring`, the end hooks of the tasks it ends are not
+    /// called but appended to `deferEnds` (for a caller holding a lock).
+    func finish(_ i: Int32, _ status: TaskStatus, worker: Int, deferEnds: inout [Int32], deferring: Bool) {
         var skips: [Int32] = []  // stays unallocated unless a dependent must be skipped
-        var readied = finishOne(i, status, worker: worker, skips: &skips)
-        while let c = skips.popLast() { readied += finishOne(c, .skipped, worker: worker, skips: &skips) }
+        var readied = finishOne(i, status, worker: worker, skips: &skips, deferEnds: &deferEnds, deferring: deferring)
+        while let c = skips.popLast() {
+            readied += finishOne(c, .skipped, worker: worker, skips: &skips, deferEnds: &deferEnds, deferring: deferring)
+        }
         if readied > 0 { wakeWorkers(readied) }
+    }
+
+    /// Calls task `j`'s end hook, if it has one. Never under an engine lock.
+    func callOnEnd(_ j: Int32) {
+        let t = task(j)
+        guard t.pointee.flags & UInt8(TGS_TASK_HAS_ON_END) != 0 else { return }
+        tgs_call_on_end(t.pointee.extra, owner, UInt64(j), Int32(bitPattern: tgs_load_u32(&t.pointee.state)))
     }
 
     /// Returns how many dependents it made ready.
     @inline(__always)
-    private func finishOne(_ j: Int32, _ st: TaskStatus, worker: Int, skips: inout [Int32]) -> Int {
+    private func finishOne(_ j: Int32, _ st: TaskStatus, worker: Int, skips: inout [Int32],
+                           deferEnds: inout [Int32], deferring: Bool) -> Int {
         var readied = 0
         let t = task(j)
         // Counted before the status is published: whoever sees the task ended
@@ -348,6 +365,11 @@ extension TaskPool {
             if tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_WAITED) != 0 || tgs_load_i32(logWaiters) > 0 {
                 wakeWaiters()
             }
+        }
+        // After the end is published and waiters are woken: the hook may read
+        // the result, or wait on the task, and sees it ended.
+        if t.pointee.flags & UInt8(TGS_TASK_HAS_ON_END) != 0 {
+            if deferring { deferEnds.append(j) } else { callOnEnd(j) }
         }
         return readied
     }
@@ -403,8 +425,8 @@ extension TaskPool {
     }
 
     /// Ends a task whose dependency did not succeed before it was released.
-    func skip(_ i: Int32, worker: Int) {
-        if claimSkip(i) { finish(i, .skipped, worker: worker) }
+    func skip(_ i: Int32, worker: Int, deferEnds: inout [Int32]) {
+        if claimSkip(i) { finish(i, .skipped, worker: worker, deferEnds: &deferEnds, deferring: true) }
     }
 
     private func cascadeCritical(_ failed: Int32, group g: Int32) {
