@@ -3,7 +3,7 @@
 #   make            release libtaskgate.so in build/lib
 #   make install    PREFIX=/usr/local (default): lib, headers, taskgate.pc
 #   make demo       the shipped example, a real workload (installs what it needs)
-#   make check      every test: Swift, C, header drift, no-toolchain load, TSan stress
+#   make check      every test: Swift, C, header drift, no-toolchain load, Python, TSan stress
 #   make bench      benchmarks beside the baselines in ../shared/baselines
 SHELL := /bin/bash
 PREFIX ?= /usr/local
@@ -29,7 +29,7 @@ PLUGINS := $(patsubst examples/plugins/%.c,$(BUILD)/plugins/lib%.so,$(wildcard e
 
 SOURCES := $(shell find Sources include -type f) Package.swift scripts/exports.map Makefile
 
-.PHONY: all lib cli plugins install stage deps demo check test-cli test-header test-library test-swift test-c test-tsan bench clean
+.PHONY: python all lib cli plugins install stage deps demo check test-cli test-python test-header test-library test-swift test-c test-tsan bench bench-python clean
 all: lib cli plugins
 lib: $(BUILD)/lib/libtaskgate.so
 cli: $(BUILD)/bin/taskgate
@@ -83,7 +83,7 @@ demo-c: deps stage
 		examples/checksum_files.c $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs taskgate)
 	$(BUILD)/checksum_files examples/data $(BUILD)/data.manifest
 
-check: deps test-header test-library test-swift test-c test-cli test-tsan
+check: deps test-header test-library test-swift test-c test-cli test-python test-tsan
 
 # The header compiles as C99 and C++ with warnings as errors, and agrees with the exports.
 test-header:
@@ -117,9 +117,26 @@ test-cli: cli plugins
 	TASKGATE=$(BUILD)/bin/taskgate PLUGINS=$(BUILD)/plugins python3 -m unittest discover -s Tests/cli -t Tests/cli -v 2>&1 \
 		| tee $(BUILD)/cli-test.log | tail -n 30; exit $${PIPESTATUS[0]}
 
-bench: deps stage
+bench: deps stage python
 	benchmarks/run
 	benchmarks/run-plugins
+	PYTHON=$(PYVENV)/bin/python benchmarks/run-python
+
+# The Python bindings installed with pip into a fresh virtual environment, as a
+# user would (the package carries its own copy of build/lib/libtaskgate.so).
+PYVENV := $(BUILD)/py-venv
+python: lib
+	rm -rf $(PYVENV)
+	python3 -m venv $(PYVENV)
+	$(PYVENV)/bin/pip install --quiet --disable-pip-version-check ./bindings/python pytest
+
+# pytest on the real library and the example plugins, from the installed package.
+test-python: python plugins
+	cd bindings/python && PLUGINS=$(BUILD)/plugins $(PYVENV)/bin/python -m pytest -q -p no:cacheprovider tests 2>&1 \
+		| tee $(BUILD)/python-test.log | tail -n 30; exit $${PIPESTATUS[0]}
+
+bench-python: python
+	PYTHON=$(PYVENV)/bin/python benchmarks/run-python
 
 clean:
 	rm -rf $(BUILD) .build .build-tsan

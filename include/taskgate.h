@@ -334,6 +334,9 @@ int tg_pool_wait_range(tg_pool *pool, uint64_t first_seq, size_t count, int64_t 
    and its declared paths stay claimed until it returns.
    TG_EFINISHED if the task had already ended. */
 int tg_pool_cancel(tg_pool *pool, const char *id);
+/* Since 0.3: the same, by submission number (anonymous tasks included).
+   TG_ENOTFOUND when seq >= the number of tasks submitted. */
+int tg_pool_cancel_at(tg_pool *pool, uint64_t seq);
 /* Cancels the group's unfinished tasks, submitted so far, as one step: none of
    them starts after the call began. *out_count (may be NULL) receives how many
    this call cancelled. A task outside the group that depends on one of them

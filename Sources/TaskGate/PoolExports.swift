@@ -262,6 +262,15 @@ public func tg_pool_cancel(_ p: UnsafeMutablePointer<tg_pool>?, _ id: UnsafePoin
     return ok()
 }
 
+@_cdecl("tg_pool_cancel_at")
+public func tg_pool_cancel_at(_ p: UnsafeMutablePointer<tg_pool>?, _ seq: UInt64) -> Int32 {
+    guard let pool = engine(p, "tg_pool_cancel_at") else { return badHandleCode(p) }
+    let n = pool.submittedCount
+    guard seq < UInt64(n) else { return fail(TG_ENOTFOUND, "tg_pool_cancel_at: seq \(seq) is beyond the \(n) tasks submitted") }
+    do { try pool.cancel(task: Int32(seq)) } catch { return fail(error) }
+    return ok()
+}
+
 @_cdecl("tg_pool_cancel_group")
 public func tg_pool_cancel_group(_ p: UnsafeMutablePointer<tg_pool>?, _ group: UnsafePointer<CChar>?,
                                  _ outCount: UnsafeMutablePointer<UInt>?) -> Int32 {

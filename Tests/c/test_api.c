@@ -1264,6 +1264,26 @@ static void test_end_hooks_at(uint32_t workers) {
         tg_status_name(e[4].status));
   CHECK(wait_flag(&p[3].returned, 1, WAIT_MS), "W=%u: blocker returned", workers);
 
+  /* Cancel by submission number. */
+  probe_t gate2 = {0};
+  gate2.block = 1;
+  uint64_t gate_seq = 0;
+  tg_task_desc g = desc(NULL, &gate2);
+  g.on_end = end_hook;
+  end_log ge;
+  memset(&ge, 0, sizeof ge);
+  gate2.hook = &ge;
+  CHECK_RC(tg_pool_submit(pool, &g, &gate_seq), TG_OK);
+  CHECK(wait_flag(&gate2.started, 1, WAIT_MS), "W=%u: anonymous blocker started", workers);
+  CHECK_RC(tg_pool_cancel_at(pool, gate_seq), TG_OK);
+  CHECK(at_load(&ge.calls) == 1 && ge.status == TG_STATUS_CANCELLED, "W=%u: cancel_at ran the hook (%s)", workers,
+        tg_status_name(ge.status));
+  CHECK_RC(tg_pool_cancel_at(pool, gate_seq), TG_EFINISHED);
+  CHECK_RC(tg_pool_cancel_at(pool, gate_seq + 1000000), TG_ENOTFOUND);
+  CHECK(contains(tg_last_error(), "beyond"), "W=%u: cancel_at detail: %s", workers, tg_last_error());
+  CHECK_RC(tg_pool_cancel_at(NULL, 0), TG_EINVAL);
+  CHECK(wait_flag(&gate2.returned, 1, WAIT_MS), "W=%u: anonymous blocker returned", workers);
+
   /* Timed out: the hook comes from the timeout thread. */
   p[5].block = 1;
   d = hooked("slowpoke", &p[5], &e[5]);
