@@ -85,21 +85,20 @@ def _describe(exc: BaseException) -> bytes:
 # PyGILState_Ensure/Release, which creates and destroys a thread state per
 # call (microseconds). One extra Ensure per worker thread, never released,
 # keeps its thread state alive: later callbacks only take and drop the GIL.
-_PINNED: "set[int]" = set()
-_get_ident = threading.get_ident
+# Per thread state, not per thread id: ids are reused once a pool's workers
+# exit, thread states are not.
+_PINNED = threading.local()
 _gil_ensure = ctypes.pythonapi.PyGILState_Ensure
 _gil_ensure.restype, _gil_ensure.argtypes = ctypes.c_int, []
 
 
 def _pin() -> None:
-    ident = _get_ident()
-    if ident not in _PINNED:
-        _PINNED.add(ident)
-        _gil_ensure()
+    _PINNED.done = True
+    _gil_ensure()
 
 
 def _run_python(ctx: int, user: int) -> int:
-    if _get_ident() not in _PINNED:
+    if not hasattr(_PINNED, "done"):
         _pin()
     e = _ENTRIES.get(user >> 32)
     if e is None or _EXITING:
@@ -124,7 +123,7 @@ def _run_python(ctx: int, user: int) -> int:
 
 
 def _on_end(pool: int, seq: int, status: int, user: int) -> None:
-    if _get_ident() not in _PINNED:
+    if not hasattr(_PINNED, "done"):
         _pin()
     e = _ENTRIES.pop(user >> 32, None)
     if e is None:
