@@ -148,3 +148,7 @@ def test_wrong_argument_types_for_a_processor(pool, good_path):
     with pytest.raises(taskgate.InvalidArgumentError, match="positional"):
         pool.submit(work, 0, 0, extra=1)
     assert pool.stats()["submitted"] == 0
+
+
+def test_run_with_no_tasks_is_an_empty_result(pool):
+    assert pool.run([]) == {}

@@ -30,6 +30,8 @@ class _Prepared:
 
     def run(self, timeout: Optional[float]) -> Dict[str, Result]:
         pool = self.pool
+        if not self.ids:
+            return {}
         for k, f in zip(self.keys, self.futures):
             _ENTRIES[k] = f._entry  # type: ignore[attr-defined]
         first = c_uint64()

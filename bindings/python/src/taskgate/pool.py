@@ -130,8 +130,13 @@ def _on_end(pool: int, seq: int, status: int, user: int) -> None:
         return
     try:
         e.future._finish(seq, status, e)
-    except BaseException:  # a done-callback's error must not reach C
-        pass
+    except BaseException as exc:  # nothing may reach C; and the future must not stay pending
+        f = e.future
+        if not f.done():
+            try:
+                _cf.Future.set_exception(f, exc)
+            except BaseException:
+                pass
 
 
 _PROCESSOR = C.PROCESSOR_FN(_run_python)
@@ -767,7 +772,9 @@ class Pool:
     # -- waiting, cancelling, reading --
 
     def wait(self, timeout: Optional[float] = None) -> None:
-        """Waits until every task submitted so far has ended."""
+        """Waits until every task submitted so far has ended. A task's future
+        is completed by its end hook, which may run a moment after this
+        returns: read futures with ``result()``, which waits for that."""
         h = self._h()
         self._wait_slices(lambda ms: lib.pool_wait_all(h, ms), timeout)
 
