@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from . import _capi as C
 from . import errors
 from ._capi import lib
-from .pool import (_DESC_SIZE, _END_ADDRESS, _ENTRIES, _KEYS, _PROCESSOR_ADDRESS, Processor, Result, _Call, _name,
+from .pool import (_DESC_SIZE, _difficulty, _timeout_ms, _END_ADDRESS, _ENTRIES, _KEYS, _PROCESSOR_ADDRESS, Processor, Result, _Call, _name,
                    _priority, _read, _strings, TaskFuture)
 
 FIELDS = ("id", "processor", "args", "priority", "depends_on", "reads", "writes", "difficulty", "timeout_s",
@@ -138,15 +138,15 @@ def prepare(pool: Any, tasks: Sequence[Mapping[str, Any]], conflict_resolution: 
                         "(conflict_resolution is 'fail')")
                 writers[path] = tid
         if "difficulty" in t:
-            v = t["difficulty"]
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1_000_000:
-                raise bad("difficulty", "must be an integer 0 .. 1000000")
-            d.difficulty = v
+            try:
+                d.difficulty = _difficulty(t["difficulty"])
+            except errors.InvalidArgumentError:
+                raise bad("difficulty", "must be an integer 0 .. 1000000") from None
         if "timeout_s" in t:
-            v = t["timeout_s"]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= 31_536_000):
-                raise bad("timeout_s", "must be a number of seconds above 0 (at most a year)")
-            d.timeout_ms = max(1, int(v * 1000 + 0.999))
+            try:
+                d.timeout_ms = _timeout_ms(t["timeout_s"])
+            except errors.InvalidArgumentError:
+                raise bad("timeout_s", "must be a number of seconds above 0 (at most a year)") from None
         if "group" in t:
             g = t["group"]
             if not isinstance(g, str) or not g:

@@ -532,6 +532,12 @@ def _timeout_ms(t: Optional[float]) -> int:
     return max(1, int(t * 1000 + 0.999))
 
 
+def _difficulty(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1_000_000:
+        raise errors.InvalidArgumentError(f"difficulty must be an integer 0 .. 1000000, got {v!r}")
+    return v
+
+
 class Pool:
     """A pool of worker threads running tasks: Python callables, or plugin processors.
 
@@ -640,9 +646,7 @@ class Pool:
         if critical:
             d.flags = C.TASK_CRITICAL
         if difficulty:
-            if isinstance(difficulty, bool) or not isinstance(difficulty, int) or not 0 <= difficulty <= 1_000_000:
-                raise errors.InvalidArgumentError(f"difficulty must be an integer 0 .. 1000000, got {difficulty!r}")
-            d.difficulty = difficulty
+            d.difficulty = _difficulty(difficulty)
         if payload is not None:
             pb = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
             d.payload, d.payload_len = pb, len(pb)
