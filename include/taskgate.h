@@ -58,17 +58,17 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define TG_VERSION_MAJOR 0
-#define TG_VERSION_MINOR 3
+#define TG_VERSION_MINOR 4
 #define TG_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, as tg_version() returns it. */
 #define TG_VERSION_NUMBER (TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH)
-#define TG_VERSION_STRING "0.3.0"
+#define TG_VERSION_STRING "0.4.0"
 
 /* The version of the library actually loaded, as TG_VERSION_NUMBER encodes it.
    Compare with TG_VERSION_NUMBER to detect a header/library mismatch: the
    major numbers must be equal and the library's minor at least the header's. */
 int tg_version(void);
-/* The loaded library's version as static text, e.g. "0.3.0". */
+/* The loaded library's version as static text, e.g. "0.4.0". */
 const char *tg_version_string(void);
 
 /* ---- errors -------------------------------------------------------------- */
@@ -92,13 +92,14 @@ const char *tg_version_string(void);
   X(ERANGE, -14, "value out of range")                                          \
   X(EINTERNAL, -15, "internal error")                                           \
   X(EPLUGIN, -16, "the plugin was refused")                                     \
-  X(ETYPE, -17, "an argument does not match the processor's signature")
+  X(ETYPE, -17, "an argument does not match the processor's signature")        \
+  X(ELIMITED, -18, "a limit or circuit breaker refuses the task now")
 
 typedef enum tg_error {
 #define TG_ERROR_ENUM_(name, code, msg) TG_##name = code,
   TG_ERROR_TABLE(TG_ERROR_ENUM_)
 #undef TG_ERROR_ENUM_
-  TG_ERROR_LAST_ = -17
+  TG_ERROR_LAST_ = -18
 } tg_error;
 
 /* Static text for an error code ("unknown error" for codes it does not know).
@@ -134,15 +135,20 @@ typedef enum tg_status {
   TG_STATUS_FAILED = 5,
   TG_STATUS_TIMED_OUT = 6,
   TG_STATUS_CANCELLED = 7,
-  TG_STATUS_SKIPPED = 8    /* a dependency did not succeed; never ran */
+  TG_STATUS_SKIPPED = 8,   /* a dependency did not succeed; never ran */
+  TG_STATUS_REJECTED = 9   /* since 0.4: refused by an open circuit breaker; never ran */
 } tg_status;
 
 /* "succeeded", "failed", ...; "unknown" otherwise. Static text. */
 const char *tg_status_name(int status);
 
-/* What a processor returns. */
+/* What a processor returns. Under a policy (see "resilience"), FAILED is
+   retried unless the policy has TG_RETRY_FAILED_IS_PERMANENT; RETRY always
+   may be; PERMANENT never is. Without a policy all three simply fail. */
 #define TG_TASK_SUCCEEDED 0
-#define TG_TASK_FAILED 1 /* any non-zero value counts as failed */
+#define TG_TASK_FAILED 1    /* any other non-zero value counts as failed too */
+#define TG_TASK_RETRY 2     /* since 0.4: a transient failure (429, 503, a timeout upstream) */
+#define TG_TASK_PERMANENT 3 /* since 0.4: retrying cannot help (400, bad input) */
 
 /* A task processor. Called on a worker thread with the task's context and the
    user pointer given at submission. It returns TG_TASK_SUCCEEDED or
@@ -211,14 +217,32 @@ const char *tg_type_name(int type);
    excluded). */
 #define TG_POOL_ALLOW_READ_WRITE_OVERLAP (1u << 0)
 
+/* A clock for policies (see "clocks"). */
+typedef struct tg_clock tg_clock;
+
+/* Worker health (since 0.4): called on a worker that has failed
+   `unhealthy_after` tasks in a row, the last a plain (fn) task, at most
+   `max_recoveries` times per worker, on that worker's thread, with no lock
+   held. Reset what could be at fault there (a connection, a cache). Return 0
+   when recovered. Plugin tasks call their plugin's recover hook instead. */
+typedef int (*tg_recover_fn)(tg_pool *pool, int worker, void *user);
+
 typedef struct tg_pool_options {
   uint32_t struct_size;     /* sizeof(tg_pool_options) */
   uint32_t workers;         /* worker threads; 0: the CPUs this process may use */
   uint32_t max_concurrency; /* tasks running at once; 0: as many as workers */
   uint32_t flags;           /* TG_POOL_* */
+  /* Since 0.4. */
+  tg_clock *clock;          /* retry delays, breakers, limits, cool-downs run
+                               on it; NULL: the monotonic clock. The pool keeps
+                               its own reference. Timeouts stay on real time. */
+  uint32_t unhealthy_after; /* consecutive failures making a worker unhealthy; 0: 3 */
+  uint32_t max_recoveries;  /* recover calls per worker; 0: 5 */
+  tg_recover_fn recover;    /* NULL: none */
+  void *recover_user;
 } tg_pool_options;
 
-#define TG_POOL_OPTIONS_INIT { (uint32_t)sizeof(tg_pool_options), 0, 0, 0 }
+#define TG_POOL_OPTIONS_INIT { (uint32_t)sizeof(tg_pool_options), 0, 0, 0, NULL, 0, 0, NULL, NULL }
 
 /* Creates a pool and starts its workers. opts may be NULL for defaults.
    On success *out receives the handle (release it with tg_pool_destroy).
@@ -279,11 +303,17 @@ typedef struct tg_task_desc {
   /* Since 0.3: called once the task has ended (see tg_end_fn); NULL: none.
      Works for fn and plugin tasks alike, with `user` as its argument. */
   tg_end_fn on_end;
+  /* Since 0.4: the task's resilience policy; NULL: its group's, else the
+     pool's, else none (see tg_pool_set_policy). */
+  const struct tg_policy *policy;
+  /* The key of its breaker and limits (an API host, say); NULL: a plugin
+     task's processor name ("plugin.proc"), else "" (one per policy). */
+  const char *key;
 } tg_task_desc;
 
 #define TG_TASK_DESC_INIT \
   { (uint32_t)sizeof(tg_task_desc), TG_PRIORITY_NORMAL, NULL, NULL, NULL, NULL, 0, \
-    NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL, NULL, 0, NULL }
+    NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL }
 
 /* Submits one task. On success, *out_seq (may be NULL) receives the task's
    submission number: 0 for the pool's first task, then 1, 2, ...
@@ -309,6 +339,14 @@ int tg_pool_submit(tg_pool *pool, const tg_task_desc *task, uint64_t *out_seq);
    Errors: as tg_pool_submit; on any error nothing was submitted. */
 int tg_pool_submit_batch(tg_pool *pool, const tg_task_desc *tasks, size_t count,
                          uint64_t *out_first_seq);
+
+/* Since 0.4: submits one task only if it could start now as far as its
+   policy goes: its breaker admits calls and its key's limits have room. The
+   task then holds its concurrency slot and rate tokens from now on (it still
+   waits for its dependencies and a worker). Otherwise TG_ELIMITED at once,
+   nothing submitted, and tg_last_error() says which limit. Errors: as
+   tg_pool_submit, and TG_ELIMITED. */
+int tg_pool_try_submit(tg_pool *pool, const tg_task_desc *task, uint64_t *out_seq);
 
 /* ---- waiting ------------------------------------------------------------- */
 
@@ -365,9 +403,25 @@ typedef struct tg_result {
   int64_t start_ns;      /* when a worker took it up */
   int64_t end_ns;
   int64_t queue_ns;      /* from ready (dependencies done) to start */
+  /* Since 0.4 (policies). */
+  uint32_t flags;        /* TG_RESULT_* */
+  int32_t status_code;   /* the last one the processor reported; 0: none */
+  const int64_t *retry_delays_ns; /* the delay waited before each retry */
+  size_t n_retry_delays; /* attempts - 1 for a task that retried; 0: none */
 } tg_result;
 
-#define TG_RESULT_INIT { (uint32_t)sizeof(tg_result), 0, 0, NULL, NULL, NULL, 0, NULL, 0, -1, 0, 0, 0, 0 }
+#define TG_RESULT_INIT { (uint32_t)sizeof(tg_result), 0, 0, NULL, NULL, NULL, 0, NULL, 0, -1, 0, 0, 0, 0, 0, 0, NULL, 0 }
+
+/* tg_result.flags: why a task under a policy ended as it did. */
+#define TG_RESULT_PERMANENT (1u << 0)          /* the processor said retrying cannot help */
+#define TG_RESULT_RETRIES_EXHAUSTED (1u << 1)  /* failed on its last allowed attempt */
+#define TG_RESULT_BUDGET_EXHAUSTED (1u << 2)   /* the retry budget refused a retry */
+#define TG_RESULT_BREAKER_OPEN (1u << 3)       /* its breaker refused the call */
+#define TG_RESULT_FALLBACK (1u << 4)           /* the policy's fallback ran instead */
+#define TG_RESULT_CREDENTIALS_EXHAUSTED (1u << 5) /* every credential was exhausted */
+#define TG_RESULT_EXHAUSTED_RECOVERY (1u << 6) /* failed on a worker whose recoveries are spent */
+#define TG_RESULT_LIMITED (1u << 7)            /* waited for a concurrency or rate limit */
+#define TG_RESULT_ROTATED (1u << 8)            /* a failure of it rotated the credentials */
 
 /* Fills *out with the task's current state and, once it has ended, its
    result. The pointers in *out are owned by the pool and stay valid until
@@ -394,9 +448,10 @@ typedef struct tg_pool_stats {
   uint64_t timed_out;
   uint64_t cancelled;
   uint64_t skipped;
+  uint64_t rejected;     /* since 0.4 (and counted in ended) */
 } tg_pool_stats;
 
-#define TG_POOL_STATS_INIT { (uint32_t)sizeof(tg_pool_stats), 0, 0, 0, 0, 0, 0, 0, 0 }
+#define TG_POOL_STATS_INIT { (uint32_t)sizeof(tg_pool_stats), 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* Counts so far; a snapshot, not atomic across fields while work runs. */
 int tg_pool_stats_get(tg_pool *pool, tg_pool_stats *out);
@@ -475,6 +530,218 @@ int tg_task_worker(const tg_task_ctx *ctx);
 int tg_task_set_output(tg_task_ctx *ctx, const void *data, size_t len);
 /* Sets the task's error message (copied; replaces an earlier one). */
 int tg_task_set_error(tg_task_ctx *ctx, const char *message);
+/* Since 0.4. The attempt being made: 1 for the first call. */
+int tg_task_attempt(const tg_task_ctx *ctx);
+/* The status code of the service the processor called (429, 503, ...), read
+   by retries and credential rotation and shown in tg_result.status_code.
+   Recorded for tasks under a policy; ignored otherwise. */
+int tg_task_set_status_code(tg_task_ctx *ctx, int32_t code);
+/* How long the service asked to wait (its Retry-After), in milliseconds >= 0:
+   replaces the computed backoff before the next attempt, and cools a
+   rate-limited credential down for that long. Under a policy only. */
+int tg_task_set_retry_after(tg_task_ctx *ctx, int64_t ms);
+
+/* The credential this attempt should use. The strings are owned by the pool
+   and valid during the processor call. Never log them. */
+typedef struct tg_credential {
+  uint32_t struct_size;  /* sizeof(tg_credential) */
+  uint32_t index;        /* 0-based position in its ring (when read back) */
+  const char *key;
+  const char *base_url;  /* NULL when none */
+  const char *model;     /* NULL when none */
+} tg_credential;
+#define TG_CREDENTIAL_INIT { (uint32_t)sizeof(tg_credential), 0, NULL, NULL, NULL }
+
+/* Fills *out with the running attempt's credential. TG_ENOTFOUND when the
+   task's policy has no credentials. */
+int tg_task_credential(const tg_task_ctx *ctx, tg_credential *out);
+
+/* ---- clocks (since 0.4) --------------------------------------------------- */
+
+/* A virtual clock, for tests: it moves only when tg_clock_advance() says so,
+   and pools using it wake their delayed tasks when it does. start_ns is its
+   first reading. Release with tg_clock_destroy(); pools keep their own
+   reference. Errors: TG_EINVAL, TG_ENOMEM. */
+int tg_clock_create_virtual(int64_t start_ns, tg_clock **out);
+/* Moves the clock forward by ns (>= 0). TG_EINVAL for a negative ns. */
+int tg_clock_advance(tg_clock *clock, int64_t ns);
+/* The clock's reading in *out_ns. */
+int tg_clock_now(const tg_clock *clock, int64_t *out_ns);
+/* Drops the caller's reference. NULL is a harmless no-op. */
+int tg_clock_destroy(tg_clock *clock);
+
+/* ---- resilience (since 0.4) ------------------------------------------------ */
+
+/* A policy says how the tasks under it meet failure: retries with backoff
+   and a budget, a circuit breaker and limits per key, a ring of credentials.
+   It is made in a pool, lives as long as the pool, and is shared by every
+   task that names it (tg_task_desc.policy) or inherits it from its group or
+   the pool (tg_pool_set_policy). All its times run on the pool's clock.
+
+   Backoff, for the k-th retry (k = 1 after the first failed call):
+     raw(k)   = delays_ms[min(k, n) - 1]                  with a list
+              = min(max_delay, base_delay * multiplier^(k-1))  otherwise
+     delay(k) = jitter(raw(k)), then clamped to [0, max_delay]
+   A retry-after the processor reported replaces delay(k). A task waiting
+   out its delay holds no worker. Timed-out and cancelled tasks are never
+   retried. */
+
+#define TG_JITTER_NONE 0
+#define TG_JITTER_PROPORTIONAL 1 /* delay ± delay * jitter_factor (the seeds' 10%) */
+#define TG_JITTER_FULL 2         /* uniform in [0, delay] */
+#define TG_JITTER_EQUAL 3        /* delay/2 + uniform in [0, delay/2] */
+#define TG_JITTER_DECORRELATED 4 /* uniform in [base, 3 * previous delay] */
+
+#define TG_RETRY_FAILED_IS_PERMANENT (1u << 0) /* TG_TASK_FAILED is not retried */
+#define TG_RETRY_IGNORE_RETRY_AFTER (1u << 1)  /* always use the computed delay */
+
+typedef struct tg_retry_options {
+  uint32_t struct_size;         /* sizeof(tg_retry_options) */
+  uint32_t max_attempts;        /* calls in all, the first included; 1: no retries */
+  int64_t base_delay_ms;
+  double multiplier;            /* >= 1 */
+  int64_t max_delay_ms;         /* the cap, after jitter too */
+  int32_t jitter;               /* TG_JITTER_* */
+  uint32_t flags;               /* TG_RETRY_* */
+  double jitter_factor;         /* for TG_JITTER_PROPORTIONAL, 0 .. 1 */
+  const int64_t *delays_ms;     /* explicit delays (the last repeats); copied */
+  size_t n_delays;              /* 0: the formula */
+  /* A retry budget: retries may be at most budget_ratio of the first calls
+     of the last budget_window_ms, plus budget_min_per_second retries a
+     second; 0: no budget. */
+  double budget_ratio;
+  int64_t budget_window_ms;
+  double budget_min_per_second;
+} tg_retry_options;
+/* The seeds' defaults: 3 attempts, 1 s doubling to at most 60 s, ±10%. */
+#define TG_RETRY_OPTIONS_INIT \
+  { (uint32_t)sizeof(tg_retry_options), 3, 1000, 2.0, 60000, TG_JITTER_PROPORTIONAL, 0, 0.1, NULL, 0, \
+    0.0, 10000, 10.0 }
+
+#define TG_WINDOW_NONE 0  /* only consecutive failures count */
+#define TG_WINDOW_COUNT 1 /* the last window_size calls */
+#define TG_WINDOW_TIME 2  /* the calls of the last window_size seconds */
+
+typedef struct tg_breaker_options {
+  uint32_t struct_size;         /* sizeof(tg_breaker_options) */
+  uint32_t failure_threshold;   /* consecutive failures that open it; 0: off */
+  uint32_t success_threshold;   /* successful probes that close it again */
+  uint32_t half_open_calls;     /* probes admitted while half-open; 0: success_threshold */
+  int64_t open_ms;              /* how long it stays open before probing */
+  uint32_t window;              /* TG_WINDOW_* */
+  uint32_t window_size;         /* calls, or seconds */
+  uint32_t minimum_calls;       /* the window must hold this many before a rate counts */
+  uint32_t reserved;
+  double failure_rate;          /* 0 .. 1 in the window that opens it; 0: off */
+  int64_t slow_call_ms;         /* a call at least this long is slow; 0: off */
+  double slow_call_rate;        /* 0 .. 1 of slow calls that opens it; 0: off */
+} tg_breaker_options;
+/* Seed 004's defaults: 5 failures open it for 60 s; 2 successes close it. */
+#define TG_BREAKER_OPTIONS_INIT \
+  { (uint32_t)sizeof(tg_breaker_options), 5, 2, 0, 60000, TG_WINDOW_NONE, 0, 10, 0, 0.0, 0, 0.0 }
+
+typedef struct tg_limit_options {
+  uint32_t struct_size;         /* sizeof(tg_limit_options) */
+  uint32_t max_concurrent;      /* tasks of one key running at once; 0: no limit */
+  double requests_per_minute;   /* token refill per minute (seed 002); 0: no rate limit */
+  double cost;                  /* tokens one call takes (seed 002 requestCost) */
+  double burst;                 /* bucket size; 0: requests_per_minute */
+} tg_limit_options;
+#define TG_LIMIT_OPTIONS_INIT { (uint32_t)sizeof(tg_limit_options), 0, 0.0, 1.0, 0.0 }
+
+/* A ring of credentials in a pool (owned by it, valid until tg_pool_destroy). */
+typedef struct tg_credentials tg_credentials;
+/* A policy in a pool (owned by it, valid until tg_pool_destroy). */
+typedef struct tg_policy tg_policy;
+
+typedef struct tg_policy_options {
+  uint32_t struct_size;               /* sizeof(tg_policy_options) */
+  uint32_t reserved;
+  const tg_retry_options *retry;      /* NULL: no retries; copied */
+  const tg_breaker_options *breaker;  /* NULL: no breaker; copied */
+  const tg_limit_options *limit;      /* NULL: no limits; copied */
+  tg_credentials *credentials;        /* NULL: none; of the same pool */
+  /* While the breaker refuses calls, run this instead of failing fast: fn
+     for fn tasks (called with the task's context and user), fallback for
+     plugin tasks (same signature; the task's arguments). Either needs a breaker. */
+  tg_processor_fn fallback_fn;
+  const tg_processor *fallback;
+  uint64_t seed;                      /* seeds the jitter: same seed, same delays */
+} tg_policy_options;
+#define TG_POLICY_OPTIONS_INIT { (uint32_t)sizeof(tg_policy_options), 0, NULL, NULL, NULL, NULL, NULL, NULL, 0 }
+
+/* Makes a policy in the pool. Errors: TG_EINVAL naming the bad field,
+   TG_EVERSION, TG_EBADHANDLE, TG_ENOMEM. */
+int tg_policy_create(tg_pool *pool, const tg_policy_options *opts, tg_policy **out);
+/* The policy of tasks that name none: of `group`, or of the whole pool when
+   group is NULL. NULL policy: none. Applies to later submissions. */
+int tg_pool_set_policy(tg_pool *pool, const char *group, const tg_policy *policy);
+
+#define TG_BREAKER_CLOSED 0
+#define TG_BREAKER_OPEN 1
+#define TG_BREAKER_HALF_OPEN 2
+#define TG_BREAKER_FORCED_OPEN 3
+#define TG_BREAKER_FORCED_CLOSED 4
+
+typedef struct tg_breaker_state {
+  uint32_t struct_size;         /* sizeof(tg_breaker_state) */
+  int32_t state;                /* TG_BREAKER_*, as of now on the pool's clock */
+  uint64_t generation;          /* grows with every change of state */
+  uint32_t consecutive_failures;
+  uint32_t half_open_successes;
+  uint32_t probes_admitted;
+  uint32_t window_calls;
+  uint32_t window_failures;
+  uint32_t window_slow;
+  int64_t opened_at_ns;         /* the pool's clock when it last opened */
+  uint64_t rejected;            /* calls refused so far */
+  uint64_t times_opened;
+} tg_breaker_state;
+#define TG_BREAKER_STATE_INIT { (uint32_t)sizeof(tg_breaker_state), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/* The breaker of `key` (NULL: "") under the policy. A key no task has used
+   yet reads closed. TG_EINVAL when the policy has no breaker. */
+int tg_policy_breaker_state(const tg_policy *policy, const char *key, tg_breaker_state *out);
+
+#define TG_BREAKER_RESET 0        /* closed, counts cleared */
+#define TG_BREAKER_FORCE_OPEN 1   /* refuses every call until the next command */
+#define TG_BREAKER_FORCE_CLOSED 2 /* admits every call until the next command */
+int tg_policy_breaker_command(tg_policy *policy, const char *key, int command);
+
+/* A ring made of the given credentials (copied). cooldown_ms: how long a
+   credential rests after a 429 with no retry-after (< 0: 60 s). */
+int tg_credentials_create(tg_pool *pool, const tg_credential *list, size_t n, int64_t cooldown_ms,
+                          tg_credentials **out);
+/* A ring read from the environment: PREFIX_1, PREFIX_2, ... up to the first
+   missing number, with STEM_BASE_URL_n and STEM_MODEL_n beside them (STEM is
+   the prefix without a trailing _API_KEY or _KEY); without PREFIX_1, plain
+   PREFIX. TG_ENOTFOUND when none is set. The values are never shown. */
+int tg_credentials_from_env(tg_pool *pool, const char *prefix, int64_t cooldown_ms, tg_credentials **out);
+
+typedef struct tg_credentials_status {
+  uint32_t struct_size;         /* sizeof(tg_credentials_status) */
+  uint32_t count;
+  uint32_t current;             /* index the next call tries first */
+  uint32_t available;
+  uint32_t exhausted;           /* "daily quota": out for good */
+  uint32_t cooling_down;        /* rate-limited, back after their retry-after */
+} tg_credentials_status;
+#define TG_CREDENTIALS_STATUS_INIT { (uint32_t)sizeof(tg_credentials_status), 0, 0, 0, 0, 0 }
+int tg_credentials_status_get(const tg_credentials *creds, tg_credentials_status *out);
+
+typedef struct tg_worker_health {
+  uint32_t struct_size;         /* sizeof(tg_worker_health) */
+  int32_t healthy;              /* consecutive_failures < unhealthy_after */
+  uint32_t consecutive_failures;
+  uint32_t recovery_attempts;
+  uint32_t total_recoveries;
+  int32_t last_status_code;     /* of the last failure; 0: none reported */
+  uint64_t failures;            /* in all */
+} tg_worker_health;
+#define TG_WORKER_HEALTH_INIT { (uint32_t)sizeof(tg_worker_health), 0, 0, 0, 0, 0, 0 }
+
+/* Worker `worker`'s health (0 .. workers-1). Errors: TG_ERANGE. */
+int tg_pool_worker_health(tg_pool *pool, uint32_t worker, tg_worker_health *out);
 
 #ifdef __cplusplus
 }

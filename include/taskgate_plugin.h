@@ -85,7 +85,7 @@ extern "C" {
 #endif
 
 #define TG_PLUGIN_ABI_MAJOR 1
-#define TG_PLUGIN_ABI_MINOR 0
+#define TG_PLUGIN_ABI_MINOR 1
 #define TG_PLUGIN_MAGIC 0x4c504754u /* "TGPL" read as little-endian bytes */
 #define TG_PLUGIN_DESCRIPTOR_SYMBOL "taskgate_plugin_descriptor"
 #define TG_PLUGIN_MAX_ARGS 32
@@ -115,7 +115,9 @@ typedef enum tg_type {
 #define TG_OUTCOME_CANCELLED 7
 
 #define TG_PLUGIN_OK 0
-#define TG_PLUGIN_FAILED 1
+#define TG_PLUGIN_FAILED 1    /* retried if the task's policy retries failures */
+#define TG_PLUGIN_RETRY 2     /* since ABI 1.1: a transient failure, worth a retry */
+#define TG_PLUGIN_PERMANENT 3 /* since ABI 1.1: retrying cannot help */
 
 typedef struct tg_plugin_task tg_plugin_task;
 
@@ -130,6 +132,13 @@ typedef struct tg_plugin_host {
   int (*set_error)(tg_plugin_task *task, const char *message);
   /* Non-zero once the task was cancelled or timed out: stop early. */
   int (*cancelled)(const tg_plugin_task *task);
+  /* Since ABI 1.1 (check struct_size or abi_minor before calling): the
+     status code of the service called (429, 503, ...), which retry and
+     credential rotation read; and how long the service asked to wait before
+     the next call (milliseconds, >= 0), which replaces the computed backoff.
+     Both are recorded for tasks under a policy; 0 or -1 (bad argument). */
+  int (*set_status_code)(tg_plugin_task *task, int32_t code);
+  int (*set_retry_after)(tg_plugin_task *task, int64_t ms);
 } tg_plugin_host;
 
 /* The running task, as the plugin sees it. Built by the host for each call;
@@ -147,8 +156,12 @@ struct tg_plugin_task {
   void *task_state;            /* the plugin's own, for setup -> entry -> cleanup */
   const tg_plugin_host *host;  /* host functions */
   void *host_private;          /* the host's; do not touch */
-  const char *credential;      /* the current credential, or NULL: reserved for
-                                  credential rotation, NULL in this release */
+  const char *credential;      /* the key of the credential this attempt should
+                                  use (see credential rotation), or NULL */
+  /* Since ABI 1.1 (check struct_size): the credential's base URL and model,
+     or NULL. Valid during the call. Never log the credential. */
+  const char *credential_base_url;
+  const char *credential_model;
 };
 
 typedef int (*tg_plugin_entry_fn)(tg_plugin_task *task, ...);
@@ -160,9 +173,10 @@ typedef void (*tg_plugin_cleanup_fn)(tg_plugin_task *task, int outcome);
 typedef int (*tg_plugin_init_fn)(const tg_plugin_host *host, void **plugin_state,
                                  char *error, size_t error_cap);
 typedef void (*tg_plugin_shutdown_fn)(void *plugin_state);
-/* recover: for worker health (a later release calls it after a worker hit
-   trouble in this plugin's code; this one only checks the symbol exists);
-   non-zero: not recovered. */
+/* recover: worker health. Called on a worker that has failed several tasks
+   in a row (3 by default), the last of them in this plugin, at most 5 times
+   per worker; `worker` is its index. Reset whatever per-worker state could
+   be at fault (a connection, a cache). 0: recovered; non-zero: not. */
 typedef int (*tg_plugin_recover_fn)(void *plugin_state, int worker);
 
 /* One processor. Symbols are looked up with dlsym in the plugin only. */

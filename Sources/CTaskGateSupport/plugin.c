@@ -164,8 +164,23 @@ static int host_cancelled(const tg_plugin_task *task) {
   return (tgs_load_u32(&t->signals) & TGS_SIGNAL_CANCEL) != 0;
 }
 
+static int host_set_status_code(tg_plugin_task *task, int32_t code) {
+  if (!task) return -1;
+  tgs_task_policy *r = tgs_policy_of(task->host_private);
+  if (r) r->status_code = code;
+  return 0;
+}
+
+static int host_set_retry_after(tg_plugin_task *task, int64_t ms) {
+  if (!task || ms < 0) return -1;
+  tgs_task_policy *r = tgs_policy_of(task->host_private);
+  if (r) r->retry_after_ns = ms > INT64_MAX / 1000000 ? INT64_MAX : ms * 1000000;
+  return 0;
+}
+
 static const tg_plugin_host host_table = {
   (uint32_t)sizeof(tg_plugin_host), TG_PLUGIN_ABI_MINOR, host_set_output, host_set_error, host_cancelled,
+  host_set_status_code, host_set_retry_after,
 };
 
 const tg_plugin_host *tgp_host(void) { return &host_table; }
@@ -198,7 +213,10 @@ int tgp_trampoline(tgs_task *t, void *user) {
   pt.task_state = NULL;
   pt.host = &host_table;
   pt.host_private = t;
-  pt.credential = NULL;
+  tgs_task_policy *r = tgs_policy_of(t);
+  pt.credential = r ? r->cred_key : NULL;
+  pt.credential_base_url = r ? r->cred_base_url : NULL;
+  pt.credential_model = r ? r->cred_model : NULL;
   tg_plugin_task *ptp = &pt;
   void *avalues[1 + 2 * TG_PLUGIN_MAX_ARGS];
   avalues[0] = &ptp;
@@ -215,7 +233,24 @@ int tgp_trampoline(tgs_task *t, void *user) {
     rc = (int)r;
   }
   if (p->cleanup) p->cleanup(&pt, outcome_of(t, rc));
-  return rc != 0;
+  /* Retry and permanent are told apart; any other failure is plain failed. */
+  return rc == 0 ? 0 : (rc == TG_PLUGIN_RETRY || rc == TG_PLUGIN_PERMANENT) ? rc : 1;
+}
+
+int tgp_call_fallback(tgs_task *t, tgp_proc *fallback) {
+  tgp_block *b = t->user;
+  /* The slots point into the original block (strings, bytes), which stays. */
+  size_t n = fallback->n_slots;
+  uint64_t mem[1 + 2 * TG_PLUGIN_MAX_ARGS];
+  tgp_block *copy = (tgp_block *)(void *)mem;
+  copy->proc = fallback;
+  memcpy(copy->slots, b->slots, n * sizeof(uint64_t));
+  return tgp_trampoline(t, copy);
+}
+
+int tgp_call_recover(tgp_plugin *plugin, int worker) {
+  if (!plugin || !plugin->recover) return -1;
+  return ((tg_plugin_recover_fn)plugin->recover)(plugin->state, worker);
 }
 
 /* ---- dynamic loading ------------------------------------------------------------- */

@@ -40,6 +40,7 @@ func fail(_ e: TaskGateError) -> Int32 {
     case .outOfRange: code = TG_ERANGE
     case .pluginRefused: code = TG_EPLUGIN
     case .argumentMismatch: code = TG_ETYPE
+    case .limited: code = TG_ELIMITED
     }
     return fail(code, e.description)
 }
@@ -75,7 +76,7 @@ func fail(_ e: TaskGateError) -> Int32 {
 @_cdecl("tg_version")
 public func tg_version() -> Int32 { Int32(TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH) }
 
-private let versionString: StaticString = "0.3.0"
+private let versionString: StaticString = "0.4.0"
 
 @_cdecl("tg_version_string")
 public func tg_version_string() -> UnsafePointer<CChar> {
@@ -106,6 +107,7 @@ public func tg_status_name(_ status: Int32) -> UnsafePointer<CChar> {
     case 6: return cString("timed out")
     case 7: return cString("cancelled")
     case 8: return cString("skipped")
+    case 9: return cString("rejected")
     default: return cString("unknown")
     }
 }

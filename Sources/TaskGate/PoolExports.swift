@@ -15,8 +15,21 @@ public func tg_pool_create(_ opts: UnsafePointer<tg_pool_options>?,
     out.pointee = nil
     var config = PoolConfiguration()
     if let opts {
-        guard opts.pointee.struct_size == UInt32(MemoryLayout<tg_pool_options>.size) else {
-            return fail(TG_EVERSION, "tg_pool_create: opts->struct_size is \(opts.pointee.struct_size), this library knows \(MemoryLayout<tg_pool_options>.size) (use TG_POOL_OPTIONS_INIT)")
+        let size = opts.pointee.struct_size
+        guard size == UInt32(MemoryLayout<tg_pool_options>.size) || size == poolOptionsSize03 else {
+            return fail(TG_EVERSION, "tg_pool_create: opts->struct_size is \(size), this library knows \(MemoryLayout<tg_pool_options>.size) (use TG_POOL_OPTIONS_INIT)")
+        }
+        if size > poolOptionsSize03 {
+            if let c = opts.pointee.clock {
+                guard let clock = clockEngine(c, "tg_pool_create") else { return TG_EBADHANDLE.rawValue }
+                config.clock = clock
+            }
+            if opts.pointee.unhealthy_after > 0 { config.unhealthyAfter = Int(opts.pointee.unhealthy_after) }
+            if opts.pointee.max_recoveries > 0 { config.maxRecoveries = Int(opts.pointee.max_recoveries) }
+            if let f = opts.pointee.recover {
+                config.recover = unsafeBitCast(f, to: RecoverHook.self)
+                config.recoverUser = opts.pointee.recover_user
+            }
         }
         let known = TG_POOL_ALLOW_READ_WRITE_OVERLAP
         guard opts.pointee.flags & ~known == 0 else {
@@ -56,6 +69,7 @@ public func tg_pool_destroy(_ p: UnsafeMutablePointer<tg_pool>?) -> Int32 {
     guard let p else { return ok() }
     guard let pool = engine(p, "tg_pool_destroy") else { return badHandleCode(p) }
     do { try pool.close() } catch { return fail(error) }
+    freeResilienceHandles(pool)
     let e = p.pointee.engine!
     p.pointee.magic = TG_POOL_DEAD
     p.pointee.engine = nil
@@ -71,9 +85,15 @@ private let descSize = UInt32(MemoryLayout<tg_task_desc>.size)
 private let descSize01 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.processor)!)
 /// tg_task_desc as 0.2 knew it (before on_end).
 private let descSize02 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.on_end)!)
-@inline(__always) private func knownDescSize(_ n: UInt32) -> Bool { n == descSize || n == descSize02 || n == descSize01 }
+/// tg_task_desc as 0.3 knew it (before policy, key).
+private let descSize03 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.policy)!)
+private let poolOptionsSize03 = UInt32(MemoryLayout<tg_pool_options>.offset(of: \tg_pool_options.clock)!)
+@inline(__always) private func knownDescSize(_ n: UInt32) -> Bool {
+    n == descSize || n == descSize03 || n == descSize02 || n == descSize01
+}
 @inline(__always) private func hasPluginFields(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize02 }
-@inline(__always) private func hasEndHook(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize }
+@inline(__always) private func hasEndHook(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize03 }
+@inline(__always) private func hasPolicy(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize }
 
 /// Checks one description; nil when fine, else the message.
 @inline(__always)
@@ -146,20 +166,44 @@ private func refusedProcessor(_: UnsafeMutablePointer<tgs_task>?, _: UnsafeMutab
         s.onEnd = unsafeBitCast(f, to: OnEnd.self)
         s.onEndUser = d.pointee.user
     }
+    if hasPolicy(d) {
+        if let h = d.pointee.policy {
+            if let policy = policyEngine(h) {
+                s.policy = policy
+            } else if s.invalidReason == nil {
+                s.invalidReason = "\(d.pointee.id.map { "task '\(String(cString: $0))'" } ?? "the task"): policy \(h) is not a live tg_policy"
+            }
+        }
+        s.key = d.pointee.key
+    }
     return s
 }
 
 @_cdecl("tg_pool_submit")
 public func tg_pool_submit(_ p: UnsafeMutablePointer<tg_pool>?, _ d: UnsafePointer<tg_task_desc>?,
                            _ outSeq: UnsafeMutablePointer<UInt64>?) -> Int32 {
-    guard let pool = engine(p, "tg_pool_submit") else { return badHandleCode(p) }
-    guard let d else { return fail(TG_EINVAL, "tg_pool_submit: task is NULL") }
+    submitOne(p, d, outSeq, tryOnly: false, "tg_pool_submit")
+}
+
+@_cdecl("tg_pool_try_submit")
+public func tg_pool_try_submit(_ p: UnsafeMutablePointer<tg_pool>?, _ d: UnsafePointer<tg_task_desc>?,
+                               _ outSeq: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    submitOne(p, d, outSeq, tryOnly: true, "tg_pool_try_submit")
+}
+
+@inline(__always)
+private func submitOne(_ p: UnsafeMutablePointer<tg_pool>?, _ d: UnsafePointer<tg_task_desc>?,
+                       _ outSeq: UnsafeMutablePointer<UInt64>?, tryOnly: Bool, _ function: StaticString) -> Int32 {
+    guard let pool = engine(p, function) else { return badHandleCode(p) }
+    guard let d else { return fail(TG_EINVAL, "\(function): task is NULL") }
     guard knownDescSize(d.pointee.struct_size) else {
-        return fail(TG_EVERSION, "tg_pool_submit: task->struct_size is \(d.pointee.struct_size), this library knows \(descSize) (use TG_TASK_DESC_INIT)")
+        return fail(TG_EVERSION, "\(function): task->struct_size is \(d.pointee.struct_size), this library knows \(descSize) (use TG_TASK_DESC_INIT)")
     }
     if let message = problem(d, 0, batch: false) { return fail(TG_EINVAL, message) }
     do {
-        let seq = try pool.submit(spec(d, pool))
+        var s = spec(d, pool)
+        s.tryOnly = tryOnly
+        let seq = try pool.submit(s)
         outSeq?.pointee = seq
     } catch { return fail(error) }
     return ok()
@@ -294,6 +338,7 @@ public func tg_pool_cancel_all(_ p: UnsafeMutablePointer<tg_pool>?, _ outCount: 
 // MARK: - Results
 
 private let resultSize = UInt32(MemoryLayout<tg_result>.size)
+private let resultSize03 = UInt32(MemoryLayout<tg_result>.offset(of: \tg_result.flags)!)
 
 private func fill(_ out: UnsafeMutablePointer<tg_result>, _ v: TaskResultView) {
     out.pointee.status = Int32(v.status.rawValue)
@@ -309,11 +354,16 @@ private func fill(_ out: UnsafeMutablePointer<tg_result>, _ v: TaskResultView) {
     out.pointee.start_ns = v.startNanoseconds
     out.pointee.end_ns = v.endNanoseconds
     out.pointee.queue_ns = v.queueNanoseconds
+    guard out.pointee.struct_size == resultSize else { return }
+    out.pointee.flags = v.flags
+    out.pointee.status_code = v.statusCode
+    out.pointee.retry_delays_ns = v.retryDelays.baseAddress
+    out.pointee.n_retry_delays = v.retryDelays.count
 }
 
 private func checkResult(_ out: UnsafeMutablePointer<tg_result>?, _ function: String) -> Int32? {
     guard let out else { return fail(TG_EINVAL, "\(function): out is NULL") }
-    guard out.pointee.struct_size == resultSize else {
+    guard out.pointee.struct_size == resultSize || out.pointee.struct_size == resultSize03 else {
         return fail(TG_EVERSION, "\(function): out->struct_size is \(out.pointee.struct_size), this library knows \(resultSize) (use TG_RESULT_INIT)")
     }
     return nil
@@ -357,12 +407,13 @@ public func tg_pool_next_completed(_ p: UnsafeMutablePointer<tg_pool>?, _ cursor
 }
 
 private let statsSize = UInt32(MemoryLayout<tg_pool_stats>.size)
+private let statsSize03 = UInt32(MemoryLayout<tg_pool_stats>.offset(of: \tg_pool_stats.rejected)!)
 
 @_cdecl("tg_pool_stats_get")
 public func tg_pool_stats_get(_ p: UnsafeMutablePointer<tg_pool>?, _ out: UnsafeMutablePointer<tg_pool_stats>?) -> Int32 {
     guard let pool = engine(p, "tg_pool_stats_get") else { return badHandleCode(p) }
     guard let out else { return fail(TG_EINVAL, "tg_pool_stats_get: out is NULL") }
-    guard out.pointee.struct_size == statsSize else {
+    guard out.pointee.struct_size == statsSize || out.pointee.struct_size == statsSize03 else {
         return fail(TG_EVERSION, "tg_pool_stats_get: out->struct_size is \(out.pointee.struct_size), this library knows \(statsSize) (use TG_POOL_STATS_INIT)")
     }
     let s = pool.stats()
@@ -374,6 +425,11 @@ public func tg_pool_stats_get(_ p: UnsafeMutablePointer<tg_pool>?, _ out: Unsafe
     out.pointee.timed_out = UInt64(s.timedOut)
     out.pointee.cancelled = UInt64(s.cancelled)
     out.pointee.skipped = UInt64(s.skipped)
+    if out.pointee.struct_size == statsSize {
+        out.pointee.rejected = UInt64(s.rejected)
+    } else {
+        out.pointee.ended -= UInt64(s.rejected)  // a 0.3 caller's ended is the sum of the five it knows
+    }
     return ok()
 }
 

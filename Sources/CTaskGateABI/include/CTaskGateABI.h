@@ -27,6 +27,25 @@ struct tg_processor {
   char opaque;
 };
 
+/* Handles of 0.4: a magic number and the Swift object (retained by the
+   handle for clocks; by the pool for policies and credential rings, which
+   the pool frees with itself). */
+struct tg_clock {
+  uint64_t magic;
+  void *engine;
+};
+struct tg_policy {
+  uint64_t magic;
+  void *engine;
+};
+struct tg_credentials {
+  uint64_t magic;
+  void *engine;
+};
+#define TG_CLOCK_MAGIC 0x7467636c6f636b21ull  /* "tgclock!" */
+#define TG_POLICY_MAGIC 0x7467706f6c637921ull /* "tgpolcy!" */
+#define TG_CREDS_MAGIC 0x746763726564732bull  /* "tgcreds+" */
+
 /* From the header's error table (abi.c). */
 const char *tgabi_error_message(int code);
 const char *tgabi_error_name(int code);

@@ -48,6 +48,9 @@ typedef struct tgp_plugin {
   void *state;       /* what the plugin's init stored */
   void *owner;       /* the Swift object (unretained) */
   void *registry;    /* the registry it is loaded in: identity only */
+  void *recover;     /* the plugin's tg_plugin_recover_fn, or NULL */
+  uint32_t recovering; /* atomic: workers inside (or about to call) recover */
+  uint32_t pad;
 } tgp_plugin;
 
 /* One processor, with its prepared libffi call description. */
@@ -83,6 +86,12 @@ void tgp_block_fill(tgp_proc *proc, const tgs_value *values, void *mem);
 
 /* The engine's processor for plugin tasks: record->user is the block. */
 int tgp_trampoline(tgs_task *t, void *block);
+
+/* Runs the task with `fallback` in place of its own processor (the same
+   signature; the argument block is reused). */
+int tgp_call_fallback(tgs_task *t, tgp_proc *fallback);
+/* Calls a plugin's recover hook for `worker`; -1 when it has none. */
+int tgp_call_recover(tgp_plugin *plugin, int worker);
 
 /* The plugin a plugin task's record belongs to. */
 static inline tgp_plugin *tgp_task_plugin(const tgs_task *t) { return (*(tgp_proc *const *)t->user)->plugin; }

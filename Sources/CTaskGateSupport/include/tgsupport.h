@@ -120,6 +120,12 @@ enum {
   TGS_TASK_HAS_DEPS = 1u << 3,
   TGS_TASK_PLUGIN = 1u << 4, /* fn is tgp_trampoline, user its argument block */
   TGS_TASK_HAS_ON_END = 1u << 5, /* extra->on_end is called once the task has ended */
+  TGS_TASK_HAS_POLICY = 1u << 6, /* extra->policy: retries, breaker, limits, credentials */
+};
+
+/* Bits of tgs_task.result_bits: facts about any task's ending. */
+enum {
+  TGS_RESULT_EXHAUSTED_RECOVERY = 1u << 0, /* failed on a worker whose recoveries are spent */
 };
 
 /* One record per submitted task, in the pool's task slab: exactly 128 bytes,
@@ -157,7 +163,7 @@ typedef struct tgs_task {
   uint8_t priority;      /* 124 0 high, 1 normal, 2 low */
   uint8_t flags;         /* 125 TGS_TASK_* */
   uint8_t released;      /* 126 atomic: 1 once the engine will not call fn again */
-  uint8_t reserved;      /* 127 */
+  uint8_t result_bits;   /* 127 TGS_RESULT_*, written by the worker before the end is published */
 } tgs_task;
 
 enum {
@@ -176,7 +182,38 @@ typedef struct tgs_task_extra {
   int32_t reserved;
   void *on_end;          /* tgs_end_fn, or NULL */
   void *on_end_user;
+  struct tgs_task_policy *policy; /* with TGS_TASK_HAS_POLICY */
 } tgs_task_extra;
+
+/* A task under a resilience policy: what its attempts need to carry between
+   them. Written by the worker running the task (and by the processor through
+   its context, during the call); a slot handed over by a limiter is written
+   by the releasing thread before it queues the task. */
+typedef struct tgs_task_policy {
+  void *policy;            /* the Policy (unretained; the pool keeps it) */
+  void *key;               /* its KeyState (unretained; the policy keeps it) */
+  uint64_t generation;     /* breaker ticket of the running attempt; 0: none */
+  int64_t retry_after_ns;  /* reported by the processor in this attempt; -1: none */
+  int64_t attempt_start;   /* policy clock when the attempt was admitted */
+  int64_t last_delay_ns;   /* the delay before the latest retry */
+  int64_t *delays;         /* malloc'd: each retry's delay, n_delays of them */
+  const char *cred_key;    /* the credential of the running attempt, or NULL */
+  const char *cred_base_url;
+  const char *cred_model;
+  uint32_t n_delays;
+  uint32_t flags;          /* TG_RESULT_* bits of the public header */
+  int32_t status_code;     /* the latest one the processor reported; 0: none */
+  int32_t credential;      /* ring index of the running attempt; -1: none */
+  uint8_t probe;           /* the ticket is a half-open probe */
+  uint8_t holds_slot;      /* holds a concurrency slot of its key */
+  uint8_t holds_token;     /* its rate tokens were taken at submission */
+  uint8_t pad[5];
+} tgs_task_policy;
+
+/* The task's policy record, or NULL. */
+static inline tgs_task_policy *tgs_policy_of(const tgs_task *t) {
+  return (t->flags & TGS_TASK_HAS_POLICY) ? t->extra->policy : NULL;
+}
 
 #ifdef __cplusplus
 static_assert(sizeof(tgs_task) == 128, "tgs_task must stay 128 bytes");
@@ -202,6 +239,11 @@ void tgs_populate(void *p, size_t bytes);
 typedef int (*tgs_processor_fn)(tgs_task *ctx, void *user);
 static inline int tgs_call_processor(tgs_task *t) {
   return ((tgs_processor_fn)t->fn)(t, t->user);
+}
+
+/* Calls a processor with another user pointer (a fallback). */
+static inline int tgs_call_processor_as(tgs_task *t, void *fn, void *user) {
+  return ((tgs_processor_fn)fn)(t, user);
 }
 
 /* Tells the host a task has ended: (host's pool handle, seq, status, user). */

@@ -380,12 +380,13 @@ public final class PluginRegistry: @unchecked Sendable {
         }
         let initHook = try symbol(d.`init`, "init hook")
         let shutdownHook = try symbol(d.shutdown, "shutdown hook")
-        _ = try symbol(d.recover, "recover hook")
+        let recoverHook = try symbol(d.recover, "recover hook")
 
         // Checked: build the records, then run the plugin's init.
         let pc = UnsafeMutablePointer<tgp_plugin>.allocate(capacity: 1)
         pc.initialize(to: tgp_plugin(magic: TGP_PLUGIN_MAGIC, state: nil, owner: nil,
-                                     registry: Unmanaged.passUnretained(self).toOpaque()))
+                                     registry: Unmanaged.passUnretained(self).toOpaque(), recover: recoverHook,
+                                     recovering: 0, pad: 0))
         var procs: [PluginProcessor] = []
         for p in pending {
             let c = UnsafeMutablePointer<tgp_proc>.allocate(capacity: 1)

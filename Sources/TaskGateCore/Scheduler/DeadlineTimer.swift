@@ -3,29 +3,49 @@ import CTaskGateSupport
 import Glibc
 #endif
 
-/// Task timeouts: one thread sleeping until the earliest deadline.
+/// Task timeouts and retry delays: one thread sleeping until the earliest
+/// deadline. A pool has two: timeouts on the real clock, delays (retries,
+/// rate limits, cool-downs) on the policy clock, which may be virtual; a
+/// virtual clock wakes its timers when it moves.
 ///
 /// A min-heap of (deadline, task, attempt) under a lock. Entries are not
-/// removed when a task ends early; the timer finds them ended and drops them
-/// (the attempt number keeps an old entry from timing out a later attempt).
-/// Started on the first task that declares a timeout.
+/// removed when a task ends early; the action finds them ended and drops them
+/// (the attempt number keeps an old entry from acting on a later attempt).
+/// Started on the first entry.
 final class DeadlineTimer: @unchecked Sendable {
     private struct Entry { var deadline: Int64; var task: Int32; var attempt: UInt32 }
     private let lock = Lock()
     private var heap: [Entry] = []
     private unowned(unsafe) let pool: TaskPool
-    /// Bumped to wake the timer early (an earlier deadline, or stop).
+    private let clock: PolicyClock
+    private let fire: (TaskPool, Int32, UInt32) -> Void
+    private var listener: Int? = nil
+    /// Bumped to wake the timer early (an earlier deadline, a clock move, or stop).
     let word: UnsafeMutablePointer<UInt32>
     private var stopped = false
     private var thread: pthread_t? = nil
+    /// Non-zero once the thread runs.
+    let started: UnsafeMutablePointer<UInt32>
 
-    init(pool: TaskPool) {
+    init(pool: TaskPool, clock: PolicyClock = .system, fire: @escaping (TaskPool, Int32, UInt32) -> Void) {
         self.pool = pool
+        self.clock = clock
+        self.fire = fire
         word = .allocate(capacity: 1)
         word.initialize(to: 0)
+        started = .allocate(capacity: 1)
+        started.initialize(to: 0)
     }
 
-    deinit { word.deallocate() }
+    deinit {
+        word.deallocate()
+        started.deallocate()
+    }
+
+    private func poke() {
+        tgs_add_sc_u32(word, 1)
+        tgs_futex_wake(word, 1)
+    }
 
     /// False when the thread could not be started.
     func start() -> Bool {
@@ -37,6 +57,13 @@ final class DeadlineTimer: @unchecked Sendable {
         }, ctx)
         if rc != 0 { return false }
         thread = tid
+        if clock.isVirtual {
+            let w = word
+            listener = clock.listen {
+                tgs_add_sc_u32(w, 1)
+                tgs_futex_wake(w, 1)
+            }
+        }
         return true
     }
 
@@ -44,10 +71,11 @@ final class DeadlineTimer: @unchecked Sendable {
         lock.lock()
         stopped = true
         lock.unlock()
-        tgs_add_sc_u32(word, 1)
-        tgs_futex_wake(word, 1)
+        poke()
         if let t = thread { pthread_join(t, nil) }
         thread = nil
+        if let l = listener { clock.unlisten(l) }
+        listener = nil
     }
 
     func add(task: Int32, attempt: UInt32, deadline: Int64) {
@@ -62,10 +90,7 @@ final class DeadlineTimer: @unchecked Sendable {
             c = p
         }
         lock.unlock()
-        if deadline < earliest {
-            tgs_add_sc_u32(word, 1)
-            tgs_futex_wake(word, 1)
-        }
+        if deadline < earliest { poke() }
     }
 
     private func popMin() -> Entry {
@@ -93,13 +118,15 @@ final class DeadlineTimer: @unchecked Sendable {
             let seen = tgs_load_u32(word)
             lock.lock()
             if stopped { lock.unlock(); return }
-            let now = tgs_monotonic_ns()
+            let now = clock.now()
             while let first = heap.first, first.deadline <= now { due.append(popMin()) }
             let next = heap.first?.deadline
             lock.unlock()
-            for e in due { pool.timeOut(e.task, attempt: e.attempt) }
+            for e in due { fire(pool, e.task, e.attempt) }
             due.removeAll(keepingCapacity: true)
-            _ = tgs_futex_wait(word, seen, next.map { max(0, $0 - tgs_monotonic_ns()) } ?? -1)
+            // A virtual clock wakes this thread itself when it moves.
+            let wait = clock.isVirtual ? -1 : next.map { max(0, $0 - clock.now()) } ?? -1
+            _ = tgs_futex_wait(word, seen, wait)
         }
     }
 }

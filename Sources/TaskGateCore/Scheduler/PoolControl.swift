@@ -19,6 +19,12 @@ public struct TaskResultView {
     public var startNanoseconds: Int64
     public var endNanoseconds: Int64
     public var queueNanoseconds: Int64
+    /// TG_RESULT_* bits.
+    public var flags: UInt32 = 0
+    /// The status code the processor last reported (tasks under a policy).
+    public var statusCode: Int32 = 0
+    /// The delay waited before each retry, in ns (pool-owned).
+    public var retryDelays = UnsafeBufferPointer<Int64>(start: nil, count: 0)
 }
 
 public struct PoolStats: Sendable {
@@ -28,7 +34,8 @@ public struct PoolStats: Sendable {
     public var timedOut: Int
     public var cancelled: Int
     public var skipped: Int
-    public var ended: Int { succeeded + failed + timedOut + cancelled + skipped }
+    public var rejected: Int
+    public var ended: Int { succeeded + failed + timedOut + cancelled + skipped + rejected }
 }
 
 public enum ShutdownMode: Sendable { case drain, abort }
@@ -59,12 +66,13 @@ extension TaskPool {
         }
     }
 
-    func startDeadlines() {
-        if tgs_load_u32(timerStarted) != 0 { return }
+    /// Starts a timer's thread on first use. If it cannot be started, the
+    /// next entry tries again (and this one is acted on then).
+    func startTimer(_ timer: DeadlineTimer) {
+        if tgs_load_u32(timer.started) != 0 { return }
         submitLock.lock()
-        // If the thread cannot be started, the next task with a timeout tries again.
-        if tgs_load_u32(timerStarted) == 0 && deadlines.start() {
-            tgs_store_u32(timerStarted, 1)
+        if tgs_load_u32(timer.started) == 0 && timer.start() {
+            tgs_store_u32(timer.started, 1)
         }
         submitLock.unlock()
     }
@@ -84,7 +92,8 @@ extension TaskPool {
     func joinThreads() {
         for t in threads { pthread_join(t, nil) }
         threads.removeAll()
-        if tgs_load_u32(timerStarted) != 0 { deadlines.stop() }
+        if tgs_load_u32(deadlines.started) != 0 { deadlines.stop() }
+        if tgs_load_u32(delays.started) != 0 { delays.stop() }
         threadsJoined = true
     }
 
@@ -97,6 +106,8 @@ extension TaskPool {
             free(t.pointee.note)
         }
         for g in groupNames { free(UnsafeMutablePointer(mutating: g)) }
+        for k in 0..<policyRecords.count { free(policyRecords.pointer(k).pointee.delays) }
+        policyRecords.release()
         tasks.release()
         extras.release()
         edges.release()
@@ -259,6 +270,12 @@ extension TaskPool {
         v.startNanoseconds = tgs_load_relaxed_i64(&t.pointee.start_ns)
         v.endNanoseconds = t.pointee.end_ns
         if v.startNanoseconds > 0 { v.queueNanoseconds = v.startNanoseconds - t.pointee.ready_ns }
+        v.flags = t.pointee.result_bits & UInt8(TGS_RESULT_EXHAUSTED_RECOVERY) != 0 ? ResultFlags.exhaustedRecovery : 0
+        if let r = tgs_policy_of(t) {
+            v.flags |= r.pointee.flags
+            v.statusCode = r.pointee.status_code
+            v.retryDelays = UnsafeBufferPointer(start: r.pointee.delays, count: Int(r.pointee.n_delays))
+        }
         switch status {
         case .succeeded, .failed:
             v.output = UnsafeRawPointer(t.pointee.output)
@@ -300,7 +317,8 @@ extension TaskPool {
     public func stats() -> PoolStats {
         func n(_ s: TaskStatus) -> Int { Int(endedCount(Int(s.rawValue) - 4)) }
         return PoolStats(submitted: submittedCount, succeeded: n(.succeeded), failed: n(.failed),
-                         timedOut: n(.timedOut), cancelled: n(.cancelled), skipped: n(.skipped))
+                         timedOut: n(.timedOut), cancelled: n(.cancelled), skipped: n(.skipped),
+                         rejected: n(.rejected))
     }
 
     // MARK: - Cancellation

@@ -17,10 +17,12 @@ public enum TaskGateError: Error, Equatable, CustomStringConvertible {
     case pluginRefused(String)
     /// A plugin task's arguments do not match its processor's signature.
     case argumentMismatch(String)
+    /// A limit or breaker said no to a non-blocking submission.
+    case limited(String)
 
     public var description: String {
         switch self {
-        case .invalid(let s), .outOfMemory(let s), .outOfRange(let s), .pluginRefused(let s), .argumentMismatch(let s):
+        case .invalid(let s), .outOfMemory(let s), .outOfRange(let s), .pluginRefused(let s), .argumentMismatch(let s), .limited(let s):
             return s
         case .duplicateId(let id): return "task '\(id)': a task with this id already exists"
         case .unknownDependency(let task, let dep):
@@ -40,6 +42,8 @@ public enum TaskGateError: Error, Equatable, CustomStringConvertible {
 public enum TaskStatus: UInt32, Sendable {
     case pending = 0, queued = 1, running = 2
     case succeeded = 4, failed = 5, timedOut = 6, cancelled = 7, skipped = 8
+    /// Refused by an open circuit breaker without running.
+    case rejected = 9
 
     public var isFinal: Bool { rawValue >= 4 }
     public var name: String {
@@ -52,6 +56,7 @@ public enum TaskStatus: UInt32, Sendable {
         case .timedOut: return "timed out"
         case .cancelled: return "cancelled"
         case .skipped: return "skipped"
+        case .rejected: return "rejected"
         }
     }
 }

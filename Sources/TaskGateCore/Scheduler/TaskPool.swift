@@ -37,6 +37,14 @@ public struct TaskSpec {
     /// Called once when the task has ended, with `onEndUser` (see TaskPool.owner).
     public var onEnd: OnEnd? = nil
     public var onEndUser: UnsafeMutableRawPointer? = nil
+    /// The task's resilience policy; nil: its group's, else the pool's, else none.
+    public var policy: Policy? = nil
+    /// The key of its breaker and limits (an API host, say); nil: the plugin
+    /// processor's name, else "".
+    public var key: UnsafePointer<CChar>? = nil
+    /// Submit only if the key's limits and breaker let it start now, taking
+    /// its slot and tokens (a non-blocking try-submit); else `.limited`.
+    public var tryOnly = false
 
     public init(id: UnsafePointer<CChar>?, processor: @escaping Processor, user: UnsafeMutableRawPointer? = nil) {
         self.id = id
@@ -54,10 +62,22 @@ public struct TaskSpec {
     }
 }
 
-public struct PoolConfiguration: Sendable {
+/// A recover hook for worker health: (the pool's owner handle, worker, user); 0: recovered.
+public typealias RecoverHook = @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeMutableRawPointer?) -> Int32
+
+public struct PoolConfiguration: @unchecked Sendable {
     public var workers: Int
     public var maxConcurrency: Int
     public var allowReadWriteOverlap: Bool
+    /// The clock of retry delays, breakers, limits and cool-downs.
+    public var clock: PolicyClock = .system
+    /// Consecutive failures that make a worker unhealthy (seed 000: 3).
+    public var unhealthyAfter = 3
+    /// Recoveries tried per worker (seed 000: 5).
+    public var maxRecoveries = 5
+    /// Recovers a worker after failures of plain tasks (plugin tasks use their plugin's hook).
+    public var recover: RecoverHook? = nil
+    public var recoverUser: UnsafeMutableRawPointer? = nil
     public init(workers: Int = 0, maxConcurrency: Int = 0, allowReadWriteOverlap: Bool = false) {
         self.workers = workers
         self.maxConcurrency = maxConcurrency
@@ -141,6 +161,24 @@ public final class TaskPool: @unchecked Sendable {
     public let plugins = PluginRegistry()
     /// Created with the pool; its thread starts with the first timeout.
     var deadlines: DeadlineTimer!
+    /// Retry delays and limit waits, on the policy clock.
+    var delays: DeadlineTimer!
+    public let clock: PolicyClock
+    /// Per-task policy records (appends under submitLock).
+    var policyRecords = Slab<tgs_task_policy>(chunkShift: 12)
+    /// Policies by scope, under submitLock; every policy made in this pool is
+    /// kept until the pool goes.
+    var policies: [Policy] = []
+    var defaultPolicy: Policy? = nil
+    /// Objects behind handles the pool gave out (policies, rings), under submitLock.
+    var kept: [AnyObject] = []
+    var groupPolicies: [[UInt8]: Policy] = [:]
+    // Worker health.
+    let unhealthyAfter: Int
+    let maxRecoveries: Int
+    let recoverHook: RecoverHook?
+    let recoverUser: UnsafeMutableRawPointer?
+    let healthLock = Lock()
 
     /// Counters and futex words, each on a cache line of its own.
     let words: UnsafeMutableRawPointer
@@ -192,6 +230,11 @@ public final class TaskPool: @unchecked Sendable {
         guard n <= 1024 else { throw .outOfRange("workers: \(n) is more than the 1024 allowed") }
         guard configuration.maxConcurrency >= 0 else { throw .outOfRange("max_concurrency must not be negative") }
         workerCount = n
+        clock = configuration.clock
+        unhealthyAfter = max(1, configuration.unhealthyAfter)
+        maxRecoveries = max(0, configuration.maxRecoveries)
+        recoverHook = configuration.recover
+        recoverUser = configuration.recoverUser
         maxConcurrency = configuration.maxConcurrency > 0 ? min(configuration.maxConcurrency, n) : n
         allowReadWriteOverlap = configuration.allowReadWriteOverlap
         taskChunks = tasks.chunks
@@ -215,7 +258,8 @@ public final class TaskPool: @unchecked Sendable {
         pathGate = PathGate(allowReadWriteOverlap: configuration.allowReadWriteOverlap)
         permits.pointee = UInt32(maxConcurrency)
         for w in 0..<n { workers.append(Worker(index: w, pool: self)) }
-        deadlines = DeadlineTimer(pool: self)
+        deadlines = DeadlineTimer(pool: self) { pool, i, attempt in pool.timeOut(i, attempt: attempt) }
+        delays = DeadlineTimer(pool: self, clock: clock) { pool, i, attempt in pool.delayOver(i, attempt: attempt) }
         plugins.inFlight = { [unowned self] plugin, retire in self.pluginTasksInFlight(plugin, orRetire: retire) }
         try startThreads()
     }
@@ -276,6 +320,8 @@ public final class TaskPool: @unchecked Sendable {
             if t.pointee.flags & UInt8(TGS_TASK_PLUGIN) != 0 && tgs_load_u8(&t.pointee.released) == 0
                 && tgp_task_plugin(t) == plugin { n += 1 }
         }
+        // A worker recovering after a task of this plugin counts too.
+        n += Int(tgs_load_u32(&plugin.pointee.recovering))
         if n == 0 { retire() }
         return n
     }
@@ -322,6 +368,7 @@ public final class TaskPool: @unchecked Sendable {
         let arenaMark = bytes.mark()
         let claimsBase = claims.count
         let extrasBase = extras.count
+        let recordsBase = policyRecords.count
         let groupsBase = groupNames.count
         batchEdges.removeAll(keepingCapacity: true)
         var cwd: [UInt8]? = nil
@@ -332,6 +379,8 @@ public final class TaskPool: @unchecked Sendable {
             tasks.truncate(to: base)
             claims.truncate(to: claimsBase)
             extras.truncate(to: extrasBase)
+            for k in recordsBase..<policyRecords.count { free(policyRecords.pointer(k).pointee.delays) }
+            policyRecords.truncate(to: recordsBase)
             // Groups first named by the refused batch never existed.
             while groupNames.count > groupsBase {
                 let name = groupNames.removeLast()
@@ -379,8 +428,9 @@ public final class TaskPool: @unchecked Sendable {
             t.pointee.cause = -1
             t.pointee.worker = -1
             t.pointee.pending = 1  // the submission guard
+            let policy = s.policy ?? policyForGroup(s.group) ?? defaultPolicy
             if s.timeoutNanoseconds > 0 || s.difficulty != 0 || s.payload.count > 0 || !s.reads.isEmpty || !s.writes.isEmpty
-                || s.onEnd != nil {
+                || s.onEnd != nil || policy != nil {
                 guard extras.reserve(1) else { throw refuse(.outOfMemory("no memory for task extras")) }
                 let x = extras.pointer(extras.append())
                 x.initialize(to: tgs_task_extra())
@@ -394,6 +444,11 @@ public final class TaskPool: @unchecked Sendable {
             }
             if let proc = s.plugin {
                 try submitPluginTask(t, proc, s, i, refuse)
+            }
+            if let policy {
+                do { try attachPolicy(policy, t, s, i) } catch { throw refuse(error) }
+            } else if s.tryOnly {
+                throw refuse(.invalid("\(describe(s.id, i)): a try-submit needs a policy with limits or a breaker"))
             }
             if s.timeoutNanoseconds > 0 {
                 t.pointee.extra.pointee.timeout_ns = s.timeoutNanoseconds
@@ -460,8 +515,16 @@ public final class TaskPool: @unchecked Sendable {
         // cycle: with none, every edge points back and there is none to find.
         if forwardEdge, let cycle = findCycle(base: base, count: count) { throw refuse(.cycle(cycle)) }
 
-        // Phase 3: commit. Nothing can fail from here on.
         guard edges.reserve(batchEdges.count) else { throw refuse(.outOfMemory("no memory for \(batchEdges.count) dependency edges")) }
+        // A try-submit takes its slot and tokens last: nothing is refused after.
+        for i in 0..<count where spec(i).tryOnly {
+            do { try tryAdmit(task(base + i), spec(i), i) } catch {
+                for k in 0..<i where spec(k).tryOnly { untryAdmit(task(base + k)) }
+                throw refuse(error)
+            }
+        }
+
+        // Phase 3: commit. Nothing can fail from here on.
         let now = tgs_monotonic_ns()
         tgs_add_sc_i64(admitted, Int64(count))
         for lane in 0..<3 { readyScratch[lane].removeAll(keepingCapacity: true) }

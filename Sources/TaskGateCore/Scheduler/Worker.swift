@@ -34,6 +34,9 @@ final class Worker: @unchecked Sendable {
     /// interval must show it never overlapped another writer.) Cleared
     /// whenever the worker idles or takes a task it does not run.
     var lastEnd: Int64 = 0
+    /// Written under pool.healthLock, by this worker only (so it may read
+    /// its own without the lock).
+    var health = WorkerHealth()
 
     init(index: Int, pool: TaskPool) {
         self.index = index
@@ -180,6 +183,7 @@ extension TaskPool {
         let hasPaths = t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS) != 0
         if tgs_load_u32(&t.pointee.state) != UInt32(TGS_STATE_QUEUED) {  // cancelled while queued
             w.lastEnd = 0
+            if t.pointee.flags & UInt8(TGS_TASK_HAS_POLICY) != 0 { dropHeld(t) }
             if hasPaths {
                 let again = pathGate.forget(i)
                 if !again.isEmpty { makeReady(again, worker: -1) }
@@ -214,10 +218,22 @@ extension TaskPool {
             w.lastEnd = 0
             if tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_QUEUED)) == 0 {
                 // The canceller finalized it while it was ours: it will never run.
+                if t.pointee.flags & UInt8(TGS_TASK_HAS_POLICY) != 0 { dropHeld(t) }
                 releaseProcessor(t)
             }
             if hasPaths { releasePaths(i, worker: w.index) }
             return
+        }
+        let hasPolicy = t.pointee.flags & UInt8(TGS_TASK_HAS_POLICY) != 0
+        var admission = Admission.run
+        if hasPolicy {
+            admission = admit(i, t, w)
+            if admission == .deferred {
+                tgs_store_u32(w.busy, 0)
+                w.lastEnd = 0
+                if hasPaths { releasePaths(i, worker: w.index) }
+                return
+            }
         }
         // Relaxed atomics: a canceller may publish the end of this task before
         // these stores, and readers of its result then race with them.
@@ -228,16 +244,28 @@ extension TaskPool {
         tgs_store_relaxed_i32(&t.pointee.worker, Int32(w.index))
         tgs_store_relaxed_u32(&t.pointee.attempts, attempt)
         if t.pointee.flags & UInt8(TGS_TASK_HAS_TIMEOUT) != 0 {
-            startDeadlines()
+            startTimer(deadlines)
             deadlines.add(task: i, attempt: attempt, deadline: start + t.pointee.extra.pointee.timeout_ns)
         }
-        let rc = tgs_call_processor(t)
-        releaseProcessor(t)
+        let rc = admission == .run ? tgs_call_processor(t) : callFallback(t)
+        if !hasPolicy { releaseProcessor(t) }
         tgs_store_u32(w.busy, 0)
         let end = tgs_monotonic_ns()
         w.lastEnd = end
         if hasPaths { releasePaths(i, worker: w.index) }
-        if tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0 {
+        // Worker health: one worker-local load on success.
+        var health = (recover: false, exhausted: false)
+        var plugin: UnsafeMutablePointer<tgp_plugin>? = nil
+        if rc != 0 {
+            health = healthFailure(w, t)
+            if health.recover && t.pointee.flags & UInt8(TGS_TASK_PLUGIN) != 0 { plugin = tgp_task_plugin(t) }
+        } else if w.health.consecutiveFailures != 0 {
+            healthSuccess(w)
+        }
+        if hasPolicy {
+            settle(i, t, w, rc: rc, fallback: admission == .fallback, end: end, exhausted: health.exhausted)
+        } else if tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0 {
+            if health.exhausted { t.pointee.result_bits |= UInt8(TGS_RESULT_EXHAUSTED_RECOVERY) }
             t.pointee.end_ns = end
             finish(i, rc == 0 ? .succeeded : .failed, worker: w.index)
         } else {
@@ -248,6 +276,8 @@ extension TaskPool {
             free(t.pointee.error)
             t.pointee.error = nil
         }
+        // After the task is settled: a retry is already queued for the others.
+        if health.recover { recover(w, after: t, plugin: plugin) }
     }
 
     /// The engine will not call this task's processor again: a plugin task
