@@ -170,7 +170,7 @@ static void test_error_table(void) {
 static void test_status_names(void) {
   const int statuses[] = {TG_STATUS_PENDING,   TG_STATUS_QUEUED,    TG_STATUS_RUNNING,
                           TG_STATUS_SUCCEEDED, TG_STATUS_FAILED,    TG_STATUS_TIMED_OUT,
-                          TG_STATUS_CANCELLED, TG_STATUS_SKIPPED};
+                          TG_STATUS_CANCELLED, TG_STATUS_SKIPPED, TG_STATUS_REJECTED};
   const size_t n = sizeof statuses / sizeof statuses[0];
   CHECK(strcmp(tg_status_name(TG_STATUS_SUCCEEDED), "succeeded") == 0, "'%s'", tg_status_name(TG_STATUS_SUCCEEDED));
   CHECK(strcmp(tg_status_name(TG_STATUS_FAILED), "failed") == 0, "'%s'", tg_status_name(TG_STATUS_FAILED));
@@ -182,7 +182,7 @@ static void test_status_names(void) {
       CHECK(strcmp(s, tg_status_name(statuses[k])) != 0, "statuses %d and %d share the name '%s'", statuses[i],
             statuses[k], s);
   }
-  const int bad[] = {3, 9, -1, 100, INT_MIN};
+  const int bad[] = {3, 10, -1, 100, INT_MIN};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     CHECK(strcmp(tg_status_name(bad[i]), "unknown") == 0, "tg_status_name(%d) '%s'", bad[i], tg_status_name(bad[i]));
 }
