@@ -104,9 +104,6 @@ public func tg_clock_destroy(_ c: UnsafeMutablePointer<tg_clock>?) -> Int32 {
 // MARK: - Policies
 
 private func convert(_ r: UnsafePointer<tg_retry_options>) throws(TaskGateError) -> RetryOptions {
-    guard r.pointee.struct_size == UInt32(MemoryLayout<tg_retry_options>.size) else {
-        throw .invalid("retry->struct_size is \(r.pointee.struct_size), this library knows \(MemoryLayout<tg_retry_options>.size) (use TG_RETRY_OPTIONS_INIT)")
-    }
     let o = r.pointee
     var x = RetryOptions()
     x.maxAttempts = Int(o.max_attempts)
@@ -135,9 +132,6 @@ private func convert(_ r: UnsafePointer<tg_retry_options>) throws(TaskGateError)
 }
 
 private func convert(_ b: UnsafePointer<tg_breaker_options>) throws(TaskGateError) -> BreakerOptions {
-    guard b.pointee.struct_size == UInt32(MemoryLayout<tg_breaker_options>.size) else {
-        throw .invalid("breaker->struct_size is \(b.pointee.struct_size), this library knows \(MemoryLayout<tg_breaker_options>.size) (use TG_BREAKER_OPTIONS_INIT)")
-    }
     let o = b.pointee
     var x = BreakerOptions()
     x.failureThreshold = Int(o.failure_threshold)
@@ -167,14 +161,20 @@ public func tg_policy_create(_ p: UnsafeMutablePointer<tg_pool>?, _ opts: Unsafe
     guard opts.pointee.struct_size == UInt32(MemoryLayout<tg_policy_options>.size) else {
         return fail(TG_EVERSION, "tg_policy_create: opts->struct_size is \(opts.pointee.struct_size), this library knows \(MemoryLayout<tg_policy_options>.size) (use TG_POLICY_OPTIONS_INIT)")
     }
+    for (field, size, want, macro) in [
+        ("retry", opts.pointee.retry?.pointee.struct_size, MemoryLayout<tg_retry_options>.size, "TG_RETRY_OPTIONS_INIT"),
+        ("breaker", opts.pointee.breaker?.pointee.struct_size, MemoryLayout<tg_breaker_options>.size, "TG_BREAKER_OPTIONS_INIT"),
+        ("limit", opts.pointee.limit?.pointee.struct_size, MemoryLayout<tg_limit_options>.size, "TG_LIMIT_OPTIONS_INIT"),
+    ] {
+        if let size, size != UInt32(want) {
+            return fail(TG_EVERSION, "tg_policy_create: \(field)->struct_size is \(size), this library knows \(want) (use \(macro))")
+        }
+    }
     var o = PolicyOptions()
     do {
         if let r = opts.pointee.retry { o.retry = try convert(r) }
         if let b = opts.pointee.breaker { o.breaker = try convert(b) }
         if let l = opts.pointee.limit {
-            guard l.pointee.struct_size == UInt32(MemoryLayout<tg_limit_options>.size) else {
-                throw TaskGateError.invalid("limit->struct_size is \(l.pointee.struct_size), this library knows \(MemoryLayout<tg_limit_options>.size) (use TG_LIMIT_OPTIONS_INIT)")
-            }
             var x = LimitOptions()
             x.maxConcurrent = Int(l.pointee.max_concurrent)
             x.perMinute = l.pointee.requests_per_minute
@@ -202,7 +202,6 @@ public func tg_policy_create(_ p: UnsafeMutablePointer<tg_pool>?, _ opts: Unsafe
         keep(pool, UnsafeMutableRawPointer(h), policy)
         out.pointee = h
     } catch let e as TaskGateError {
-        if case .invalid(let m) = e, !m.hasPrefix("policy") { return fail(TG_EVERSION, "tg_policy_create: \(m)") }
         return fail(e)
     } catch { return fail(TG_EINTERNAL, "tg_policy_create: \(error)") }
     return ok()
@@ -221,14 +220,17 @@ public func tg_pool_set_policy(_ p: UnsafeMutablePointer<tg_pool>?, _ group: Uns
     return ok()
 }
 
-private func breaker(_ h: UnsafePointer<tg_policy>?, _ key: UnsafePointer<CChar>?, _ function: StaticString) -> (Policy, CircuitBreaker?, Int32) {
-    guard let h else { return (dummyPolicy, nil, fail(TG_EINVAL, "\(function): policy is NULL")) }
-    guard let policy = policyEngine(h) else { return (dummyPolicy, nil, fail(TG_EBADHANDLE, "\(function): \(h) is not a live tg_policy")) }
-    guard policy.options.breaker != nil else { return (policy, nil, fail(TG_EINVAL, "\(function): the policy has no breaker")) }
-    return (policy, policy.key(key.map { String(cString: $0) } ?? "").breaker, 0)
+/// The policy and the breaker of `key`; nil with `code` (and the error) set.
+private func breaker(_ h: UnsafePointer<tg_policy>?, _ key: UnsafePointer<CChar>?, _ function: StaticString,
+                     _ code: inout Int32) -> (policy: Policy, breaker: CircuitBreaker)? {
+    guard let h else { code = fail(TG_EINVAL, "\(function): policy is NULL"); return nil }
+    guard let policy = policyEngine(h) else { code = fail(TG_EBADHANDLE, "\(function): \(h) is not a live tg_policy"); return nil }
+    guard policy.options.breaker != nil, let b = policy.key(key.map { String(cString: $0) } ?? "").breaker else {
+        code = fail(TG_EINVAL, "\(function): the policy has no breaker")
+        return nil
+    }
+    return (policy, b)
 }
-
-nonisolated(unsafe) private let dummyPolicy = try! Policy(PolicyOptions(), clock: .system)
 
 private let breakerStateSize = UInt32(MemoryLayout<tg_breaker_state>.size)
 
@@ -239,8 +241,8 @@ public func tg_policy_breaker_state(_ h: UnsafePointer<tg_policy>?, _ key: Unsaf
     guard out.pointee.struct_size == breakerStateSize else {
         return fail(TG_EVERSION, "tg_policy_breaker_state: out->struct_size is \(out.pointee.struct_size), this library knows \(breakerStateSize) (use TG_BREAKER_STATE_INIT)")
     }
-    let (policy, b, rc) = breaker(h, key, "tg_policy_breaker_state")
-    guard let b else { return rc }
+    var code: Int32 = 0
+    guard let (policy, b) = breaker(h, key, "tg_policy_breaker_state", &code) else { return code }
     let s = b.snapshot(now: policy.clock.now())
     out.pointee.state = s.state.rawValue
     out.pointee.generation = s.generation
@@ -261,8 +263,8 @@ public func tg_policy_breaker_command(_ h: UnsafeMutablePointer<tg_policy>?, _ k
     guard let c = CircuitBreaker.Command(rawValue: command) else {
         return fail(TG_EINVAL, "tg_policy_breaker_command: command \(command) is not TG_BREAKER_RESET, _FORCE_OPEN or _FORCE_CLOSED")
     }
-    let (policy, b, rc) = breaker(h.map { UnsafePointer($0) }, key, "tg_policy_breaker_command")
-    guard let b else { return rc }
+    var code: Int32 = 0
+    guard let (policy, b) = breaker(h.map { UnsafePointer($0) }, key, "tg_policy_breaker_command", &code) else { return code }
     b.apply(c, now: policy.clock.now())
     return ok()
 }

@@ -36,8 +36,8 @@ static int flaky(tg_task_ctx *ctx, void *user) {
   return TG_TASK_SUCCEEDED;
 }
 
-/* Waits until *flag reaches value, with the clock frozen: real time passes,
-   virtual time does not. */
+/* Lets real time pass while the virtual clock stands still, so a retry that
+   ran too early would have run by the next check. */
 static void settle_ms(int ms) { sleep_us(ms * 1000L); }
 
 static tg_pool *pool_on(tg_clock *clock, uint32_t workers) {

@@ -108,17 +108,4 @@ public final class Policy: @unchecked Sendable {
         keys[name] = k
         return k
     }
-
-    /// The key's state if it was ever used.
-    public func existingKey(_ name: String) -> KeyState? {
-        lock.lock()
-        defer { lock.unlock() }
-        return keys[name]
-    }
-
-    public var keyNames: [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return keys.keys.sorted()
-    }
 }

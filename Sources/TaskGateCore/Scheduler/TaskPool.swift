@@ -194,7 +194,6 @@ public final class TaskPool: @unchecked Sendable {
     @inline(__always) var exitedWorkers: UnsafeMutablePointer<UInt32> { (words + 260).assumingMemoryBound(to: UInt32.self) }
     /// Non-zero once shutdown began (no more submissions).
     @inline(__always) var closed: UnsafeMutablePointer<UInt32> { (words + 264).assumingMemoryBound(to: UInt32.self) }
-    @inline(__always) var timerStarted: UnsafeMutablePointer<UInt32> { (words + 268).assumingMemoryBound(to: UInt32.self) }
     /// A freshly mapped slab chunk (address, bytes) that an idle worker may
     /// fault in, so the submitting thread does not pay the kernel's zeroing.
     @inline(__always) var prefault: UnsafeMutablePointer<UInt64> { (words + 464).assumingMemoryBound(to: UInt64.self) }
