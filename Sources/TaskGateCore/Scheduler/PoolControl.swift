@@ -263,9 +263,10 @@ extension TaskPool {
             group: t.pointee.group >= 0 ? groupNameUnlocked(t.pointee.group) : nil,
             output: nil, outputLength: 0, error: nil, attempts: 0, worker: -1,
             submitNanoseconds: t.pointee.submit_ns, startNanoseconds: 0, endNanoseconds: 0, queueNanoseconds: 0)
+        // Calls so far, also while a retrying task waits for its next attempt.
+        v.attempts = tgs_load_relaxed_u32(&t.pointee.attempts)
         guard status.isFinal else { return v }
         // Ended: every field below was written before the final status was published.
-        v.attempts = tgs_load_relaxed_u32(&t.pointee.attempts)
         v.worker = tgs_load_relaxed_i32(&t.pointee.worker)
         v.startNanoseconds = tgs_load_relaxed_i64(&t.pointee.start_ns)
         v.endNanoseconds = t.pointee.end_ns

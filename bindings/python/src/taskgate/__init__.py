@@ -8,6 +8,11 @@
         text = pool.load_plugin("build/plugins/libtext.so")
         pool.submit("text.upper", "in.txt", "out.txt", writes=["out.txt"]).result()
 
+        api = pool.policy(retry=taskgate.Retry(max_attempts=5, base_delay=0.2),
+                          breaker=taskgate.Breaker(failure_threshold=5, open_for=30))
+        pool.submit(fetch, url, policy=api, key="api.example.com")  # fetch may raise
+                                                                   # taskgate.Retryable(status_code=503)
+
 The bindings load ``libtaskgate.so`` through ctypes: the copy installed in
 this package, or the file named by ``TASKGATE_LIBRARY``.
 """
@@ -16,8 +21,10 @@ from .errors import (AlreadyFinishedError, ArgumentTypeError, BadHandleError, Bu
                      CycleError, DuplicateIdError, InternalError, InvalidArgumentError, NoMoreResultsError,
                      NotFoundError, OutOfMemoryError, PluginError, RangeError, ShutdownError, TaskError,
                      TaskFailed, TaskgateError, TaskSkipped, TaskTimedOut, TimeoutError,
-                     UnknownDependencyError, VersionError)
+                     UnknownDependencyError, VersionError, LimitedError, TaskRejected, Retryable, Permanent)
 from .pool import Batch, Plugin, Pool, Processor, Result, TaskFuture
+from .resilience import (Breaker, BreakerState, Credential, Credentials, Limit, Policy, Retry, TaskContext,
+                         VirtualClock, WorkerHealth, current_task)
 
 __version__ = ".".join(map(str, BINDINGS_VERSION))
 
@@ -27,6 +34,8 @@ __all__ = [
     "DuplicateIdError", "UnknownDependencyError", "CycleError", "ShutdownError", "TimeoutError",
     "BusyError", "NotFoundError", "AlreadyFinishedError", "NoMoreResultsError", "RangeError",
     "InternalError", "PluginError", "ArgumentTypeError", "ConflictError",
-    "TaskError", "TaskFailed", "TaskTimedOut", "TaskSkipped",
+    "TaskError", "TaskFailed", "TaskTimedOut", "TaskSkipped", "TaskRejected", "LimitedError",
+    "Retryable", "Permanent", "Retry", "Breaker", "Limit", "Policy", "Credentials", "Credential", "VirtualClock",
+    "BreakerState", "WorkerHealth", "TaskContext", "current_task",
     "LIBRARY_PATH", "LIBRARY_VERSION", "__version__",
 ]

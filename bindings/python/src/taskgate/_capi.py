@@ -26,8 +26,22 @@ BINDINGS_VERSION = (0, 4, 0)
 # ---- status, types, flags (taskgate.h, taskgate_plugin.h) --------------------
 
 STATUS_NAMES = {0: "pending", 1: "queued", 2: "running", 4: "succeeded", 5: "failed", 6: "timed_out",
-                7: "cancelled", 8: "skipped"}
-SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, SKIPPED = 4, 5, 6, 7, 8
+                7: "cancelled", 8: "skipped", 9: "rejected"}
+SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, SKIPPED, REJECTED = 4, 5, 6, 7, 8, 9
+ENDED = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, SKIPPED, REJECTED})
+
+# processor return codes
+TASK_OK, TASK_FAILED, TASK_RETRY, TASK_PERMANENT = 0, 1, 2, 3
+
+# tg_result.flags, by bit
+RESULT_FLAGS = ("permanent", "retries_exhausted", "budget_exhausted", "breaker_open", "fallback",
+                "credentials_exhausted", "exhausted_recovery", "limited", "rotated")
+
+JITTERS = {"none": 0, "proportional": 1, "full": 2, "equal": 3, "decorrelated": 4}
+RETRY_FAILED_IS_PERMANENT, RETRY_IGNORE_RETRY_AFTER = 1, 2
+WINDOWS = {None: 0, "none": 0, "count": 1, "time": 2}
+BREAKER_STATES = {0: "closed", 1: "open", 2: "half_open", 3: "forced_open", 4: "forced_closed"}
+BREAKER_RESET, BREAKER_FORCE_OPEN, BREAKER_FORCE_CLOSED = 0, 1, 2
 
 TYPE_I32, TYPE_U32, TYPE_I64, TYPE_U64, TYPE_DOUBLE, TYPE_BOOL, TYPE_STRING, TYPE_BYTES = 1, 2, 3, 4, 5, 6, 7, 8
 TYPE_FLOAT, TYPE_I8, TYPE_U8, TYPE_I16, TYPE_U16 = 9, 10, 11, 12, 13
@@ -43,9 +57,13 @@ PROCESSOR_HAS_SETUP, PROCESSOR_HAS_CLEANUP = 1, 2
 # ---- structs -------------------------------------------------------------------
 
 
+RECOVER_FN = CFUNCTYPE(c_int, c_void_p, c_int, c_void_p)
+
+
 class PoolOptions(Structure):
     _fields_ = [("struct_size", c_uint32), ("workers", c_uint32), ("max_concurrency", c_uint32),
-                ("flags", c_uint32)]
+                ("flags", c_uint32), ("clock", c_void_p), ("unhealthy_after", c_uint32),
+                ("max_recoveries", c_uint32), ("recover", c_void_p), ("recover_user", c_void_p)]
 
 
 class _Bytes(Structure):
@@ -71,20 +89,22 @@ class TaskDesc(Structure):
                 ("n_reads", c_size_t), ("writes", POINTER(c_char_p)), ("n_writes", c_size_t),
                 ("group", c_char_p), ("flags", c_uint32), ("difficulty", c_int32), ("timeout_ms", c_int64),
                 ("processor", c_void_p), ("args", POINTER(Value)), ("n_args", c_size_t),
-                ("on_end", c_void_p)]
+                ("on_end", c_void_p), ("policy", c_void_p), ("key", c_char_p)]
 
 
 class CResult(Structure):
     _fields_ = [("struct_size", c_uint32), ("status", c_int32), ("seq", c_uint64), ("id", c_char_p),
                 ("group", c_char_p), ("output", c_void_p), ("output_len", c_size_t), ("error", c_char_p),
                 ("attempts", c_uint32), ("worker", c_int32), ("submit_ns", c_int64), ("start_ns", c_int64),
-                ("end_ns", c_int64), ("queue_ns", c_int64)]
+                ("end_ns", c_int64), ("queue_ns", c_int64), ("flags", c_uint32), ("status_code", c_int32),
+                ("retry_delays_ns", POINTER(c_int64)), ("n_retry_delays", c_size_t)]
 
 
 class PoolStats(Structure):
     _fields_ = [("struct_size", c_uint32), ("workers", c_uint32), ("submitted", c_uint64),
                 ("ended", c_uint64), ("succeeded", c_uint64), ("failed", c_uint64),
-                ("timed_out", c_uint64), ("cancelled", c_uint64), ("skipped", c_uint64)]
+                ("timed_out", c_uint64), ("cancelled", c_uint64), ("skipped", c_uint64),
+                ("rejected", c_uint64)]
 
 
 class PluginInfo(Structure):
@@ -97,6 +117,55 @@ class ProcessorInfo(Structure):
     _fields_ = [("struct_size", c_uint32), ("n_args", c_uint32), ("name", c_char_p),
                 ("description", c_char_p), ("arg_types", POINTER(c_uint8)), ("signature", c_char_p),
                 ("flags", c_uint32), ("reserved", c_uint32)]
+
+
+class Credential(Structure):
+    _fields_ = [("struct_size", c_uint32), ("index", c_uint32), ("key", c_char_p), ("base_url", c_char_p),
+                ("model", c_char_p)]
+
+
+class RetryOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("max_attempts", c_uint32), ("base_delay_ms", c_int64),
+                ("multiplier", c_double), ("max_delay_ms", c_int64), ("jitter", c_int32), ("flags", c_uint32),
+                ("jitter_factor", c_double), ("delays_ms", POINTER(c_int64)), ("n_delays", c_size_t),
+                ("budget_ratio", c_double), ("budget_window_ms", c_int64), ("budget_min_per_second", c_double)]
+
+
+class BreakerOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("failure_threshold", c_uint32), ("success_threshold", c_uint32),
+                ("half_open_calls", c_uint32), ("open_ms", c_int64), ("window", c_uint32),
+                ("window_size", c_uint32), ("minimum_calls", c_uint32), ("reserved", c_uint32),
+                ("failure_rate", c_double), ("slow_call_ms", c_int64), ("slow_call_rate", c_double)]
+
+
+class LimitOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("max_concurrent", c_uint32), ("requests_per_minute", c_double),
+                ("cost", c_double), ("burst", c_double)]
+
+
+class PolicyOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("reserved", c_uint32), ("retry", POINTER(RetryOptions)),
+                ("breaker", POINTER(BreakerOptions)), ("limit", POINTER(LimitOptions)), ("credentials", c_void_p),
+                ("fallback_fn", c_void_p), ("fallback", c_void_p), ("seed", c_uint64)]
+
+
+class BreakerState(Structure):
+    _fields_ = [("struct_size", c_uint32), ("state", c_int32), ("generation", c_uint64),
+                ("consecutive_failures", c_uint32), ("half_open_successes", c_uint32),
+                ("probes_admitted", c_uint32), ("window_calls", c_uint32), ("window_failures", c_uint32),
+                ("window_slow", c_uint32), ("opened_at_ns", c_int64), ("rejected", c_uint64),
+                ("times_opened", c_uint64)]
+
+
+class CredentialsStatus(Structure):
+    _fields_ = [("struct_size", c_uint32), ("count", c_uint32), ("current", c_uint32), ("available", c_uint32),
+                ("exhausted", c_uint32), ("cooling_down", c_uint32)]
+
+
+class WorkerHealth(Structure):
+    _fields_ = [("struct_size", c_uint32), ("healthy", c_int32), ("consecutive_failures", c_uint32),
+                ("recovery_attempts", c_uint32), ("total_recoveries", c_uint32), ("last_status_code", c_int32),
+                ("failures", c_uint64)]
 
 
 def sized(cls: Any) -> Any:
@@ -209,6 +278,23 @@ _FUNCTIONS = [
     ("tg_task_cancelled", [P], c_int, False, False),
     ("tg_task_id", [P], c_char_p, False, False),
     ("tg_task_worker", [P], c_int, False, False),
+    ("tg_pool_try_submit", [P, POINTER(TaskDesc), _u64p], c_int, True, False),
+    ("tg_task_attempt", [P], c_int, False, False),
+    ("tg_task_set_status_code", [P, c_int32], c_int, True, False),
+    ("tg_task_set_retry_after", [P, c_int64], c_int, True, False),
+    ("tg_task_credential", [P, POINTER(Credential)], c_int, False, False),
+    ("tg_clock_create_virtual", [c_int64, POINTER(P)], c_int, True, False),
+    ("tg_clock_advance", [P, c_int64], c_int, True, False),
+    ("tg_clock_now", [P, POINTER(c_int64)], c_int, True, False),
+    ("tg_clock_destroy", [P], c_int, True, False),
+    ("tg_policy_create", [P, POINTER(PolicyOptions), POINTER(P)], c_int, True, False),
+    ("tg_pool_set_policy", [P, c_char_p, P], c_int, True, False),
+    ("tg_policy_breaker_state", [P, c_char_p, POINTER(BreakerState)], c_int, True, False),
+    ("tg_policy_breaker_command", [P, c_char_p, c_int], c_int, True, False),
+    ("tg_credentials_create", [P, POINTER(Credential), c_size_t, c_int64, POINTER(P)], c_int, True, False),
+    ("tg_credentials_from_env", [P, c_char_p, c_int64, POINTER(P)], c_int, True, False),
+    ("tg_credentials_status_get", [P, POINTER(CredentialsStatus)], c_int, True, False),
+    ("tg_pool_worker_health", [P, c_uint32, POINTER(WorkerHealth)], c_int, True, False),
 ]
 
 

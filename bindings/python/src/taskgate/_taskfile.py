@@ -20,7 +20,7 @@ from .pool import (_DESC_SIZE, _difficulty, _timeout_ms, _END_ADDRESS, _ENTRIES,
                    _priority, _read, _strings, TaskFuture)
 
 FIELDS = ("id", "processor", "args", "priority", "depends_on", "reads", "writes", "difficulty", "timeout_s",
-          "group", "critical", "payload", "description")
+          "group", "critical", "payload", "description", "policy", "key")
 
 
 class _Prepared:
@@ -166,6 +166,18 @@ def prepare(pool: Any, tasks: Sequence[Mapping[str, Any]], conflict_resolution: 
             d.payload, d.payload_len = pb, len(pb)
         if "description" in t and not isinstance(t["description"], str):
             raise bad("description", "must be a string")
+        if t.get("policy") is not None:
+            try:
+                d.policy = pool._policy_handle(t["policy"])
+            except errors.InvalidArgumentError as e:
+                raise bad("policy", e.detail) from None
+        if "key" in t:
+            kv = t["key"]
+            if not isinstance(kv, str) or not kv:
+                raise bad("key", f"must be a non-empty string, got {kv!r}")
+            kb = _name(kv, f"{where} field 'key'")
+            keep.append(kb)
+            d.key = kb
         future = TaskFuture(pool, proc is None)
         future.id = tid
         if proc is None:

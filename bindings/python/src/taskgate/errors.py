@@ -17,8 +17,8 @@ __all__ = [
     "TaskgateError", "InvalidArgumentError", "OutOfMemoryError", "BadHandleError", "VersionError",
     "DuplicateIdError", "UnknownDependencyError", "CycleError", "ShutdownError", "TimeoutError",
     "BusyError", "NotFoundError", "AlreadyFinishedError", "NoMoreResultsError", "RangeError",
-    "InternalError", "PluginError", "ArgumentTypeError", "ConflictError",
-    "TaskError", "TaskFailed", "TaskTimedOut", "TaskSkipped",
+    "InternalError", "PluginError", "ArgumentTypeError", "ConflictError", "LimitedError",
+    "TaskError", "TaskFailed", "TaskTimedOut", "TaskSkipped", "TaskRejected", "Retryable", "Permanent",
 ]
 
 
@@ -116,6 +116,12 @@ class ArgumentTypeError(TaskgateError, TypeError):
     code, name = -17, "ETYPE"
 
 
+class LimitedError(TaskgateError):
+    """TG_ELIMITED: ``try_submit`` found the task's breaker open or a limit
+    of its key full; nothing was submitted. The detail says which."""
+    code, name = -18, "ELIMITED"
+
+
 class ConflictError(TaskgateError, ValueError):
     """Two tasks of a run write one path and the run asked to refuse that
     (``conflict_resolution="fail"``)."""
@@ -127,7 +133,7 @@ BY_CODE: Dict[int, Type[TaskgateError]] = {
         InvalidArgumentError, OutOfMemoryError, BadHandleError, VersionError, DuplicateIdError,
         UnknownDependencyError, CycleError, ShutdownError, TimeoutError, BusyError, NotFoundError,
         AlreadyFinishedError, NoMoreResultsError, RangeError, InternalError, PluginError,
-        ArgumentTypeError)
+        ArgumentTypeError, LimitedError)
 }
 
 
@@ -155,3 +161,37 @@ class TaskTimedOut(TaskError, builtins.TimeoutError):
 
 class TaskSkipped(TaskError):
     """The task never ran: a dependency did not succeed."""
+
+
+class TaskRejected(TaskError):
+    """The task's circuit breaker was open: it never ran (status "rejected")."""
+
+
+class _Outcome(Exception):
+    def __init__(self, message: str = "", *, status_code: Optional[int] = None):
+        super().__init__(message)
+        if status_code is not None and (isinstance(status_code, bool) or not isinstance(status_code, int)
+                                        or not -(1 << 31) <= status_code < (1 << 31)):
+            raise builtins.TypeError(f"status_code must be a 32-bit int, got {status_code!r}")
+        self.status_code = status_code
+
+
+class Retryable(_Outcome):
+    """Raise from a task to report a transient failure: the policy retries it
+    (after ``retry_after`` seconds when given, else its backoff). A
+    ``status_code`` such as 429 or 503 is recorded in the result and read by
+    credential rotation. Any other exception counts as retryable too, unless
+    the policy's retry says ``failed_is_permanent``."""
+
+    def __init__(self, message: str = "", *, status_code: Optional[int] = None,
+                 retry_after: Optional[float] = None):
+        super().__init__(message, status_code=status_code)
+        if retry_after is not None and (isinstance(retry_after, bool) or not isinstance(retry_after, (int, float))
+                                        or not retry_after >= 0 or retry_after > 31_536_000):
+            raise builtins.TypeError(f"retry_after must be seconds >= 0 (at most a year), got {retry_after!r}")
+        self.retry_after = retry_after
+
+
+class Permanent(_Outcome):
+    """Raise from a task to report a failure that retrying cannot help
+    (a 400, bad input): the policy stops at once."""

@@ -34,6 +34,8 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Opti
 from . import _capi as C
 from . import errors
 from ._capi import lib
+from .resilience import (Breaker, Credentials, Limit, Policy, Retry, VirtualClock, WorkerHealth,
+                         _credentials_from_env, _make_credentials, _make_policy)
 
 __all__ = ["Pool", "TaskFuture", "Result", "Batch", "Plugin", "Processor"]
 
@@ -103,6 +105,7 @@ def _run_python(ctx: int, user: int) -> int:
     e = _ENTRIES.get(user >> 32)
     if e is None or _EXITING:
         return 1
+    _PINNED.ctx = ctx
     try:
         if e.__class__ is _Call:
             e.value = e.fn(*e.args, **e.kwargs) if e.kwargs else e.fn(*e.args)
@@ -111,15 +114,58 @@ def _run_python(ctx: int, user: int) -> int:
             e.values[i] = e.fn(*e.rows[i])
         return 0
     except BaseException as exc:  # never let an exception cross into C
+        return _failed(ctx, e, user, exc)
+    finally:
+        _PINNED.ctx = 0
+
+
+def _failed(ctx: int, e: Any, user: int, exc: BaseException) -> int:
+    """Records a callable's exception and says what kind of failure it was:
+    Retryable (with its status code and retry-after), Permanent, or any other
+    exception (TG_TASK_FAILED: retried unless the policy says otherwise; a
+    ``status_code`` attribute on it is reported too)."""
+    try:
+        if e.__class__ is _Call:
+            e.exc = exc
+        else:
+            e.excs[user & 0xFFFFFFFF] = exc
+        lib.task_set_error(ctx, _describe(exc))
+        code = getattr(exc, "status_code", None)
+        if isinstance(code, int) and not isinstance(code, bool) and -(1 << 31) <= code < (1 << 31):
+            lib.task_set_status_code(ctx, code)
+        if isinstance(exc, errors.Retryable):
+            if exc.retry_after is not None:
+                lib.task_set_retry_after(ctx, max(0, int(round(exc.retry_after * 1000))))
+            return C.TASK_RETRY
+        if isinstance(exc, errors.Permanent):
+            return C.TASK_PERMANENT
+    except BaseException:
+        pass
+    return C.TASK_FAILED
+
+
+def _fallback_callback(fallback: Callable[..., Any]) -> Any:
+    """The C fallback of a policy whose breaker is open: calls ``fallback``
+    with the task's own arguments in place of its callable."""
+    def run(ctx: int, user: int) -> int:
+        if not hasattr(_PINNED, "done"):
+            _pin()
+        e = _ENTRIES.get(user >> 32)
+        if e is None or _EXITING or getattr(e, "fn", None) is None:
+            return 1
+        _PINNED.ctx = ctx
         try:
             if e.__class__ is _Call:
-                e.exc = exc
+                e.value = fallback(*e.args, **e.kwargs) if e.kwargs else fallback(*e.args)
             else:
-                e.excs[user & 0xFFFFFFFF] = exc
-            lib.task_set_error(ctx, _describe(exc))
-        except BaseException:
-            pass
-        return 1
+                i = user & 0xFFFFFFFF
+                e.values[i] = fallback(*e.rows[i])
+            return 0
+        except BaseException as exc:
+            return _failed(ctx, e, user, exc)
+        finally:
+            _PINNED.ctx = 0
+    return C.PROCESSOR_FN(run)
 
 
 def _on_end(pool: int, seq: int, status: int, user: int) -> None:
@@ -139,6 +185,21 @@ def _on_end(pool: int, seq: int, status: int, user: int) -> None:
                 pass
 
 
+def _recover_callback(recover: Callable[[int], Any]) -> Any:
+    """The pool's recover hook: ``recover(worker)`` returning anything but
+    False (or raising) counts as recovered."""
+    def run(pool: int, worker: int, user: int) -> int:
+        if not hasattr(_PINNED, "done"):
+            _pin()
+        if _EXITING:
+            return 1
+        try:
+            return 1 if recover(worker) is False else 0
+        except BaseException:
+            return 1
+    return C.RECOVER_FN(run)
+
+
 _PROCESSOR = C.PROCESSOR_FN(_run_python)
 _END = C.END_FN(_on_end)
 _PROCESSOR_ADDRESS = ctypes.cast(_PROCESSOR, c_void_p).value
@@ -156,7 +217,7 @@ class Result:
     for plugin tasks (None when none). Times are CLOCK_MONOTONIC nanoseconds.
     """
     __slots__ = ("seq", "id", "group", "status", "output", "error", "exception", "attempts", "worker",
-                 "submit_ns", "start_ns", "end_ns", "queue_ns")
+                 "submit_ns", "start_ns", "end_ns", "queue_ns", "flags", "status_code", "retry_delays_ns")
 
     def __init__(self, r: C.CResult, output: Any = None, exception: Optional[BaseException] = None,
                  python: bool = False):
@@ -169,13 +230,24 @@ class Result:
         else:
             self.output = ctypes.string_at(r.output, r.output_len) if r.output else None
         self.error: Optional[str] = r.error.decode("utf-8", "replace") if r.error is not None else None
-        self.exception = exception
+        # The callable's own exception, when its call is what ended the task
+        # (not when the engine ended it before a call: no credential left).
+        self.exception = exception if r.status == C.FAILED and not r.flags & _ENDED_BEFORE_CALL else None
         self.attempts: int = r.attempts
         self.worker: Optional[int] = r.worker if r.worker >= 0 else None
         self.submit_ns: int = r.submit_ns
         self.start_ns: int = r.start_ns
         self.end_ns: int = r.end_ns
         self.queue_ns: int = r.queue_ns
+        #: Why a task under a policy ended as it did: names from
+        #: "permanent", "retries_exhausted", "budget_exhausted", "breaker_open",
+        #: "fallback", "credentials_exhausted", "exhausted_recovery", "limited", "rotated".
+        self.flags: frozenset = _flag_names(r.flags)
+        #: The last status code the task reported (429, 503, ...); None when none.
+        self.status_code: Optional[int] = r.status_code or None
+        #: The delay waited before each retry, in nanoseconds on the pool's clock.
+        self.retry_delays_ns: Tuple[int, ...] = tuple(r.retry_delays_ns[k] for k in range(r.n_retry_delays)) \
+            if r.n_retry_delays else ()
 
     @property
     def ok(self) -> bool:
@@ -183,7 +255,12 @@ class Result:
 
     @property
     def ended(self) -> bool:
-        return self.status in ("succeeded", "failed", "timed_out", "cancelled", "skipped")
+        return self.status in ("succeeded", "failed", "timed_out", "cancelled", "skipped", "rejected")
+
+    @property
+    def retry_delays(self) -> Tuple[float, ...]:
+        """The delay waited before each retry, in seconds."""
+        return tuple(d / 1e9 for d in self.retry_delays_ns)
 
     @property
     def duration(self) -> Optional[float]:
@@ -214,7 +291,21 @@ def _task_error(r: Result) -> BaseException:
         return errors.TaskSkipped(r)
     if r.status == "cancelled":
         return _cf.CancelledError(r.error or "cancelled")
+    if r.status == "rejected":
+        return errors.TaskRejected(r)
     return errors.TaskFailed(r)
+
+
+_FLAG_CACHE: Dict[int, frozenset] = {0: frozenset()}
+_ENDED_BEFORE_CALL = 1 << C.RESULT_FLAGS.index("credentials_exhausted")
+
+
+def _flag_names(bits: int) -> frozenset:
+    names = _FLAG_CACHE.get(bits)
+    if names is None:
+        names = frozenset(n for k, n in enumerate(C.RESULT_FLAGS) if bits >> k & 1)
+        _FLAG_CACHE[bits] = names
+    return names
 
 
 def _read(handle: int, seq: int) -> C.CResult:
@@ -257,8 +348,8 @@ class TaskFuture(_cf.Future):
         self._details = r
         if status == C.SUCCEEDED:
             self.set_result(r.output)
-        elif status == C.FAILED and e.exc is not None:
-            self.set_exception(e.exc)
+        elif r.exception is not None:
+            self.set_exception(r.exception)
         else:
             self.set_exception(_task_error(r))
 
@@ -460,7 +551,7 @@ class Batch:
                 lib.pool_result_at(h, self.first_seq + j, byref(r))
                 if r.status != C.SUCCEEDED:
                     exc = rows.excs.get(j) if rows is not None else None
-                    if exc is not None and r.status == C.FAILED:
+                    if exc is not None and r.status == C.FAILED and not r.flags & _ENDED_BEFORE_CALL:
                         raise exc
                     raise _task_error(Result(r, None, None, rows is not None))
                 if rows is not None:
@@ -547,17 +638,30 @@ class Pool:
     ``max_concurrency`` caps tasks running at once.
     """
 
-    def __init__(self, workers: int = 0, *, max_concurrency: int = 0, allow_read_write_overlap: bool = False):
-        for name, v in (("workers", workers), ("max_concurrency", max_concurrency)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+    def __init__(self, workers: int = 0, *, max_concurrency: int = 0, allow_read_write_overlap: bool = False,
+                 clock: Optional["VirtualClock"] = None, unhealthy_after: int = 0, max_recoveries: int = 0,
+                 recover: Optional[Callable[[int], Any]] = None):
+        for name, v in (("workers", workers), ("max_concurrency", max_concurrency),
+                        ("unhealthy_after", unhealthy_after), ("max_recoveries", max_recoveries)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:
                 raise errors.InvalidArgumentError(f"{name} must be an integer >= 0, got {v!r}")
+        if clock is not None and not isinstance(clock, VirtualClock):
+            raise errors.InvalidArgumentError(f"clock must be a taskgate.VirtualClock or None, got {clock!r}")
+        if recover is not None and not callable(recover):
+            raise errors.InvalidArgumentError(f"recover must be a callable(worker) or None, got {recover!r}")
         o = C.sized(C.PoolOptions)
         o.workers = workers
         o.max_concurrency = max_concurrency
         o.flags = C.POOL_ALLOW_READ_WRITE_OVERLAP if allow_read_write_overlap else 0
+        o.clock = clock._h() if clock is not None else None
+        o.unhealthy_after = unhealthy_after
+        o.max_recoveries = max_recoveries
+        self._recover = _recover_callback(recover) if recover is not None else None
+        o.recover = ctypes.cast(self._recover, c_void_p).value if self._recover is not None else None
         h = c_void_p()
         lib.pool_create(byref(o), byref(h))
         self._handle: Optional[int] = h.value
+        self._policies: List[Policy] = []
         self._close_lock = threading.Lock()
         self._batch_keys: "set[int]" = set()
         self.plugins: Dict[str, Plugin] = {}
@@ -611,7 +715,7 @@ class Pool:
                priority: Union[str, int] = "normal", depends_on: Sequence[str] = (), reads: Sequence[str] = (),
                writes: Sequence[str] = (), timeout: Optional[float] = None, group: Optional[str] = None,
                critical: bool = False, difficulty: int = 0, payload: Union[bytes, str, None] = None,
-               **kwargs: Any) -> TaskFuture:
+               policy: Optional[Policy] = None, key: Optional[str] = None, **kwargs: Any) -> TaskFuture:
         """Submits one task and returns its future.
 
         ``fn`` is a Python callable (called as ``fn(*args, **kwargs)`` on a
@@ -620,8 +724,31 @@ class Pool:
         tasks (by id) that must succeed first; ``reads``/``writes`` are paths
         that order the task against others writing them; ``timeout`` is in
         seconds from its start; ``critical`` makes its ``group`` cancel the
-        rest once one of them fails.
+        rest once one of them fails. ``policy`` (from :meth:`policy`) says
+        how failures are met, else its group's or the pool's
+        (:meth:`set_policy`); ``key`` picks its breaker and limits (an API
+        host, say; default: a plugin task's processor name, else one per
+        policy).
         """
+        return self._submit(lib.pool_submit, fn, args, kwargs, id, priority, depends_on, reads, writes, timeout,
+                            group, critical, difficulty, payload, policy, key)
+
+    def try_submit(self, fn: Union[Callable[..., Any], Processor, str], /, *args: Any, id: Optional[str] = None,
+                   priority: Union[str, int] = "normal", depends_on: Sequence[str] = (), reads: Sequence[str] = (),
+                   writes: Sequence[str] = (), timeout: Optional[float] = None, group: Optional[str] = None,
+                   critical: bool = False, difficulty: int = 0, payload: Union[bytes, str, None] = None,
+                   policy: Optional[Policy] = None, key: Optional[str] = None, **kwargs: Any) -> TaskFuture:
+        """As :meth:`submit`, but only if the task could start now as far as
+        its policy goes (its breaker admits calls, its key's limits have
+        room); otherwise raises :class:`LimitedError` at once, nothing
+        submitted. The task holds its limit slot from now on."""
+        return self._submit(lib.pool_try_submit, fn, args, kwargs, id, priority, depends_on, reads, writes,
+                            timeout, group, critical, difficulty, payload, policy, key)
+
+    def _submit(self, call: Any, fn: Any, args: tuple, kwargs: dict, id: Optional[str], priority: Union[str, int],
+                depends_on: Sequence[str], reads: Sequence[str], writes: Sequence[str], timeout: Optional[float],
+                group: Optional[str], critical: bool, difficulty: int, payload: Union[bytes, str, None],
+                policy: Optional[Policy], key: Optional[str]) -> TaskFuture:
         proc = self._resolve(fn)
         if proc is not None and kwargs:
             raise errors.InvalidArgumentError(f"{proc.name}: processors take positional arguments only")
@@ -650,6 +777,10 @@ class Pool:
         if payload is not None:
             pb = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
             d.payload, d.payload_len = pb, len(pb)
+        if policy is not None:
+            d.policy = self._policy_handle(policy)
+        if key is not None:
+            d.key = _name(key, "key")
         future = TaskFuture(self, proc is None)
         future.id = id
         if proc is None:
@@ -665,7 +796,7 @@ class Pool:
         _ENTRIES[key] = entry
         seq = c_uint64()
         try:
-            lib.pool_submit(self._h(), byref(d), byref(seq))
+            call(self._h(), byref(d), byref(seq))
         except BaseException:
             _ENTRIES.pop(key, None)
             raise
@@ -676,7 +807,7 @@ class Pool:
 
     def batch(self, fn: Union[Callable[..., Any], Processor, str], rows: Iterable[Sequence[Any]], *,
               priority: Union[str, int] = "normal", group: Optional[str] = None,
-              timeout: Optional[float] = None) -> Batch:
+              timeout: Optional[float] = None, policy: Optional[Policy] = None, key: Optional[str] = None) -> Batch:
         """Submits one anonymous task per row of arguments, all at once (all or
         nothing), and returns the :class:`Batch`. The fast path for many tasks."""
         proc = self._resolve(fn)
@@ -694,6 +825,11 @@ class Pool:
             template.group = gname
         if timeout is not None:
             template.timeout_ms = _timeout_ms(timeout)
+        if policy is not None:
+            template.policy = self._policy_handle(policy)
+        kname = _name(key, "key")
+        if kname is not None:
+            template.key = kname
         keep: list = []
         key = next(_KEYS)
         entry: Optional[_Rows] = None
@@ -751,6 +887,62 @@ class Pool:
         from ._taskfile import prepare
         prepared = prepare(self, tasks, conflict_resolution)
         return prepared.run(timeout)
+
+    # -- resilience --
+
+    def policy(self, *, retry: Optional[Retry] = None, breaker: Optional[Breaker] = None,
+               limit: Optional[Limit] = None, credentials: Optional[Credentials] = None,
+               fallback: Union[Callable[..., Any], Processor, str, None] = None, seed: int = 0) -> Policy:
+        """Makes a policy in this pool (it lives as long as the pool).
+
+        ``retry``, ``breaker`` and ``limit`` are :class:`Retry`,
+        :class:`Breaker` and :class:`Limit` options (None: that part is off);
+        ``credentials`` a ring from :meth:`credentials` or
+        :meth:`credentials_from_env`; ``fallback`` runs in place of a task
+        while its breaker refuses calls (a callable taking the task's
+        arguments for Python tasks, a processor of the same signature for
+        plugin tasks); ``seed`` seeds the jitter (same seed, same delays).
+        """
+        p = _make_policy(self, retry, breaker, limit, credentials, fallback, seed)
+        self._policies.append(p)
+        return p
+
+    def set_policy(self, policy: Optional[Policy], group: Optional[str] = None) -> None:
+        """The policy of later tasks that name none: those of ``group``, or
+        every task when ``group`` is None. ``policy=None`` removes it."""
+        lib.pool_set_policy(self._h(), _name(group, "group"),
+                            self._policy_handle(policy) if policy is not None else None)
+
+    def _policy_handle(self, policy: Any) -> int:
+        if not isinstance(policy, Policy):
+            raise errors.InvalidArgumentError(f"policy must be a taskgate.Policy (from Pool.policy), got {policy!r}")
+        if policy._pool is not self:
+            raise errors.InvalidArgumentError("the policy belongs to another pool")
+        return policy._handle
+
+    def credentials(self, items: Sequence[Any], *, cooldown: Optional[float] = None) -> Credentials:
+        """A credential ring from a list of keys, dicts {key, base_url, model}
+        or :class:`Credential`; ``cooldown``: seconds a rate-limited one rests
+        when the service gave no retry-after (default 60)."""
+        return _make_credentials(self, items, cooldown)
+
+    def credentials_from_env(self, prefix: str, *, cooldown: Optional[float] = None) -> Credentials:
+        """A ring read from PREFIX_1, PREFIX_2, ... (with STEM_BASE_URL_n and
+        STEM_MODEL_n; STEM is the prefix without _API_KEY or _KEY), else plain
+        PREFIX. NotFoundError when none is set."""
+        return _credentials_from_env(self, prefix, cooldown)
+
+    def worker_health(self, worker: Optional[int] = None) -> Union[WorkerHealth, List[WorkerHealth]]:
+        """One worker's health, or every worker's when ``worker`` is None."""
+        h = self._h()
+        if worker is None:
+            return [self.worker_health(k) for k in range(self.stats()["workers"])]  # type: ignore[misc]
+        if isinstance(worker, bool) or not isinstance(worker, int) or worker < 0:
+            raise errors.InvalidArgumentError(f"worker must be an index >= 0, got {worker!r}")
+        w = C.sized(C.WorkerHealth)
+        lib.pool_worker_health(h, worker, byref(w))
+        return WorkerHealth(worker, bool(w.healthy), w.consecutive_failures, w.recovery_attempts,
+                            w.total_recoveries, w.last_status_code or None, w.failures)
 
     # -- plugins --
 
