@@ -139,7 +139,7 @@ enum ConfigKeys {
         ConfigKey(name: "lock_timeout_seconds", environment: "TASKGATE_LOCK_TIMEOUT", flag: "--lock-timeout",
                   kind: .seconds, defaultValue: .double(30), help: "how long a file lock may be held before it counts as stale (locks)"),
         ConfigKey(name: "retry_delays", environment: "TASKGATE_RETRY_DELAYS", flag: "--retry-delays",
-                  kind: .delays, defaultValue: .doubles([0.1, 0.5, 1.0, 2.0]), help: "seconds to wait before each retry (retries)"),
+                  kind: .delays, defaultValue: .doubles([0.1, 0.5, 1.0, 2.0]), help: "seconds to wait before each retry, for policies whose retry gives neither delays_s nor base_delay_s"),
         ConfigKey(name: "conflict_resolution", environment: "TASKGATE_CONFLICT_RESOLUTION", flag: "--conflict-resolution",
                   kind: .choice(["sequential", "fail"]), defaultValue: .string("sequential"),
                   help: "tasks writing the same file: run them one at a time, or refuse the task file"),
@@ -170,6 +170,7 @@ struct Config {
     var workers: Int { if case .int(let v) = self["workers"] { return v }; return 0 }
     var monitoring: Bool { if case .bool(let v) = self["enable_monitoring"] { return v }; return true }
     var logLevel: String { if case .string(let v) = self["log_level"] { return v }; return "INFO" }
+    var retryDelays: [Double] { if case .doubles(let v) = self["retry_delays"] { return v }; return [0.1, 0.5, 1.0, 2.0] }
     var conflictResolution: String { if case .string(let v) = self["conflict_resolution"] { return v }; return "sequential" }
 
     mutating func set(_ name: String, _ v: ConfigValue, _ source: ConfigSource, _ origin: String) {

@@ -140,6 +140,9 @@ final class Runner {
     var config: Config
     let pool: TaskPool
     var processors: [PluginProcessor] = []   // per task
+    var policies: [String: Policy] = [:]
+    var taskPolicies: [Policy?] = []          // per task
+    let breakerEvents = BreakerEvents()
     let runId: String
     let started = tgs_monotonic_ns()
     let tty: Bool
@@ -189,6 +192,9 @@ final class Runner {
         o.add("workers", pool.workerCount)
         o.add("max_parallel_tasks", config.maxParallel)
         event(o)
+        let policyDefs = try file.policies.map { (p) throws(UsageError) in
+            try PolicyFile.parse(p, file: file.path, configDelays: config.retryDelays)
+        } ?? []
         var byAlias: [String: Plugin] = [:]
         for (alias, path, node) in file.plugins {
             let full = absolute(path, from: file.folder)
@@ -206,23 +212,62 @@ final class Runner {
                 throw UsageError("\(file.path):\(node.position): plugin '\(alias)': \(error.description)")
             }
         }
-        var parts: [TaskSpecParts] = []
-        var writers: [String: String] = [:]
-        for def in file.tasks {
-            let pn = def.node["processor"]!
-            let dot = def.processor.firstIndex(of: ".")!
-            let alias = String(def.processor[..<dot])
-            let name = String(def.processor[def.processor.index(after: dot)...])
+        func lookup(_ spec: String, _ n: Node, _ what: String) throws(UsageError) -> PluginProcessor {
+            let dot = spec.firstIndex(of: ".")!
+            let alias = String(spec[..<dot])
+            let name = String(spec[spec.index(after: dot)...])
             guard let plugin = byAlias[alias] else {
                 let known = byAlias.keys.sorted()
-                throw UsageError("\(file.path):\(pn.position): task '\(def.id)' field 'processor': no plugin is named '\(alias)' in 'plugins'" +
+                throw UsageError("\(file.path):\(n.position): \(what): no plugin is named '\(alias)' in 'plugins'" +
                                  (known.isEmpty ? " (the file loads none)" : " (loaded: \(known.joined(separator: ", ")))"))
             }
             guard let proc = plugin.processors.first(where: { $0.name == "\(plugin.name).\(name)" }) else {
                 let known = plugin.processors.map { String($0.name.dropFirst(plugin.name.count + 1)) }
-                throw UsageError("\(file.path):\(pn.position): task '\(def.id)' field 'processor': plugin '\(alias)' (\(plugin.path)) has no processor '\(name)' (it has: \(known.joined(separator: ", ")))")
+                throw UsageError("\(file.path):\(n.position): \(what): plugin '\(alias)' (\(plugin.path)) has no processor '\(name)' (it has: \(known.joined(separator: ", ")))")
             }
+            return proc
+        }
+        for def in policyDefs {
+            var o = def.options
+            if let prefix = def.credentialsPrefix {
+                do {
+                    let ring = try CredentialRing(CredentialRing.fromEnvironment(prefix: prefix), cooldown: def.credentialsCooldown)
+                    pool.adopt(ring)
+                    pool.keepAlive(ring)
+                    o.credentials = ring
+                } catch {
+                    throw UsageError("\(file.path):\(def.node["credentials"]!.position): policy '\(def.name)' field 'credentials': \(error.description)")
+                }
+            }
+            if let (spec, n) = def.fallback {
+                o.fallbackPlugin = try lookup(spec, n, "policy '\(def.name)' field 'fallback'").c
+            }
+            do {
+                let policy = try pool.makePolicy(o)
+                let name = def.name
+                let events = breakerEvents
+                policy.onBreakerChange = { key, from, to, generation in
+                    events.add(policy: name, key: key, from: from, to: to, generation: generation)
+                }
+                policies[def.name] = policy
+            } catch {
+                throw UsageError("\(file.path):\(def.node.position): policy '\(def.name)': \(error.description)")
+            }
+        }
+        var parts: [TaskSpecParts] = []
+        var writers: [String: String] = [:]
+        for def in file.tasks {
+            let proc = try lookup(def.processor, def.node["processor"]!, "task '\(def.id)' field 'processor'")
             let values = try convertArguments(def, proc)
+            let policy = def.policy.map { policies[$0.0]! } ?? policies["default"]
+            if let policy, let fb = policy.options.fallbackPlugin, let owner = fb.pointee.owner {
+                let f = Unmanaged<PluginProcessor>.fromOpaque(owner).takeUnretainedValue()
+                if f.argumentTypes != proc.argumentTypes {
+                    let at = def.policy.map { "\(file.path):\($0.1.position)" } ?? "\(file.path):\(def.node.position)"
+                    throw UsageError("\(at): task '\(def.id)': its policy's fallback \(f.name) takes \(f.signature) but \(proc.name) takes \(proc.signature)")
+                }
+            }
+            taskPolicies.append(policy)
             if config.conflictResolution == "fail" {
                 for w in def.writes {
                     let key = PathNormalizer.normalize(w, base: file.folder)
@@ -322,6 +367,8 @@ final class Runner {
             s.lane = Int(1 - d.priority)
             s.critical = d.critical
             s.difficulty = d.difficulty
+            s.policy = taskPolicies[specs.count]
+            s.key = d.key.map { strings.make($0) }
             if d.timeoutSeconds > 0 { s.timeoutNanoseconds = max(1, Int64(d.timeoutSeconds * 1e9)) }
             if let payload = d.payload {
                 let c = strings.make(payload)
@@ -347,6 +394,7 @@ final class Runner {
             handleInterrupts(total)
             var i: Int32 = -1
             do { i = try pool.nextCompleted(cursor: &cursor, timeout: 100_000_000) } catch {}
+            flushBreakerEvents()
             if i >= 0 {
                 ended += 1
                 let r = pool.result(i)
@@ -360,6 +408,7 @@ final class Runner {
             if progress { drawProgress(total, force: ended == total) }
         }
         clearProgress(progress)
+        flushBreakerEvents()
         // Processors of cancelled tasks may still be returning; an abort gives them a moment.
         var stopped = true
         do { try pool.shutdown(interruptMode >= 2 ? .abort : .drain, timeout: interruptMode >= 2 ? 2_000_000_000 : -1) } catch { stopped = false }
@@ -369,8 +418,9 @@ final class Runner {
         if let path = options.resultsPath { try writeResults(path, wall: wall, code: code) }
         var f = eventBase("run_finished")
         f.add("tasks", total)
-        for s in [TaskStatus.succeeded, .failed, .timedOut, .cancelled, .skipped] { f.add(key(s), counts[s] ?? 0) }
+        for s in [TaskStatus.succeeded, .failed, .timedOut, .cancelled, .skipped, .rejected] { f.add(key(s), counts[s] ?? 0) }
         f.add("wall_s", wall)
+        f.add(raw: "breakers", breakersJSON())
         f.add("interrupted", interruptMode > 0)
         f.add("exit_code", Int(code))
         event(f)
@@ -407,6 +457,53 @@ final class Runner {
         }
     }
 
+    /// Breaker transitions as `breaker_changed` events (--json), in order.
+    func flushBreakerEvents() {
+        for e in breakerEvents.take() where options.json {
+            var o = eventBase("breaker_changed")
+            o.add("policy", e.policy)
+            o.add("key", e.key)
+            o.add("from", e.from.name)
+            o.add("to", e.to.name)
+            o.add("generation", Int64(bitPattern: e.generation))
+            event(o)
+        }
+    }
+
+    /// Every breaker the run used, with its state and counts at the end.
+    func breakersJSON() -> String {
+        let now = pool.clock.now()
+        var items: [String] = []
+        for (name, p) in policies.sorted(by: { $0.key < $1.key }) {
+            for (key, state) in p.keyStates() {
+                guard let b = state.breaker else { continue }
+                let s = b.snapshot(now: now)
+                var o = JSONObject()
+                o.add("policy", name)
+                o.add("key", key)
+                o.add("state", s.state.name)
+                o.add("generation", Int64(bitPattern: s.generation))
+                o.add("consecutive_failures", s.consecutiveFailures)
+                o.add("times_opened", s.timesOpened)
+                o.add("rejected", s.rejected)
+                items.append(o.text)
+            }
+        }
+        return "[" + items.joined(separator: ",") + "]"
+    }
+
+    /// What a policy did to the task: flags, status code, retry delays.
+    func addPolicyFields(_ o: inout JSONObject, _ i: Int, _ r: TaskResultView) {
+        guard i < taskPolicies.count, let p = taskPolicies[i] else { return }
+        o.add("policy", policies.first { $0.value === p }?.key)
+        let names = ["permanent", "retries_exhausted", "budget_exhausted", "breaker_open", "fallback",
+                     "credentials_exhausted", "exhausted_recovery", "limited", "rotated"]
+        let flags = names.enumerated().filter { r.flags & (1 << UInt32($0.offset)) != 0 }.map { JSONOut.quote($0.element) }
+        o.add(raw: "flags", "[" + flags.joined(separator: ",") + "]")
+        o.add(raw: "status_code", r.statusCode == 0 ? "null" : String(r.statusCode))
+        o.add(raw: "retry_delays_ms", "[" + r.retryDelays.map { JSONOut.number(Double($0) / 1e6) }.joined(separator: ",") + "]")
+    }
+
     func taskEnded(_ i: Int32, _ r: TaskResultView) {
         guard options.json else { return }
         var o = eventBase("task_ended")
@@ -419,6 +516,7 @@ final class Runner {
         o.add("queue_ms", Double(r.queueNanoseconds) / 1e6)
         o.add("duration_ms", r.startNanoseconds > 0 ? Double(r.endNanoseconds - r.startNanoseconds) / 1e6 : 0)
         o.add("error", r.error.map { String(cString: $0) })
+        addPolicyFields(&o, Int(i), r)
         if let out = r.output, r.outputLength <= 4096,
            let s = String(validating: UnsafeRawBufferPointer(start: out, count: r.outputLength), as: UTF8.self) {
             o.add("output", s)
@@ -447,6 +545,7 @@ final class Runner {
         if failed > 0 { line += "  " + paint("\(failed) failed", "31") }
         let other = (counts[.skipped] ?? 0) + (counts[.cancelled] ?? 0)
         if other > 0 { line += "  " + paint("\(other) skipped/cancelled", "33") }
+        if let n = counts[.rejected], n > 0 { line += "  " + paint("\(n) rejected", "33") }
         line += "  \(running) running  \(String(format1(secs)))s"
         stderrStream.write("\r\u{1b}[2K" + line)
     }
@@ -460,12 +559,13 @@ final class Runner {
         line += (f > 0 ? paint("\(f) failed", "31") : "0 failed") + ", "
         line += (t > 0 ? paint("\(t) timed out", "31") : "0 timed out") + ", "
         line += "\(k) skipped, \(c) cancelled"
+        if let n = counts[.rejected], n > 0 { line += ", " + paint("\(n) rejected (circuit breaker open)", "33") }
         if interruptMode > 0 { line += " (interrupted)" }
         stderrStream.line(line)
         var shown = 0
         for i in 0..<pool.submittedCount {
             let r = pool.result(Int32(i))
-            guard r.status == .failed || r.status == .timedOut else { continue }
+            guard r.status == .failed || r.status == .timedOut || r.status == .rejected else { continue }
             if shown == 10 { stderrStream.line("  ... and more; --results FILE has them all"); break }
             shown += 1
             stderrStream.line("  \(paint(r.status.name, "31")) \(String(cString: r.id!)) (\(processors[i].name)): \(r.error.map { String(cString: $0) } ?? "")")
@@ -478,7 +578,7 @@ final class Runner {
         text += "  \"wall_s\": \(JSONOut.number(wall)),\n  \"interrupted\": \(interruptMode > 0),\n  \"exit_code\": \(code),\n"
         var sum = JSONObject()
         sum.add("tasks", file.tasks.count)
-        for s in [TaskStatus.succeeded, .failed, .timedOut, .cancelled, .skipped] { sum.add(key(s), counts[s] ?? 0) }
+        for s in [TaskStatus.succeeded, .failed, .timedOut, .cancelled, .skipped, .rejected] { sum.add(key(s), counts[s] ?? 0) }
         text += "  \"summary\": \(sum.text),\n  \"tasks\": [\n"
         for i in 0..<pool.submittedCount {
             let r = pool.result(Int32(i))
@@ -498,6 +598,7 @@ final class Runner {
             o.add("group", r.group.map { String(cString: $0) })
             o.add("queue_ms", Double(r.queueNanoseconds) / 1e6)
             o.add("duration_ms", r.startNanoseconds > 0 ? Double(r.endNanoseconds - r.startNanoseconds) / 1e6 : 0)
+            addPolicyFields(&o, i, r)
             text += "    " + o.text + (i + 1 < pool.submittedCount ? ",\n" : "\n")
         }
         text += "  ]\n}\n"

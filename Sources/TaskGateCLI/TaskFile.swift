@@ -19,6 +19,10 @@ struct TaskDef {
     var group: String? = nil
     var critical = false
     var payload: String? = nil
+    /// The name of a policy in the file's `policies`; nil: "default" if there is one.
+    var policy: (String, Node)? = nil
+    /// The key of its breaker and limits; nil: the processor's name.
+    var key: String? = nil
     var node: Node
 }
 
@@ -27,12 +31,14 @@ struct TaskFile {
     var folder: String        // absolute folder of the file
     var root: Node
     var config: Node?
+    var policies: Node?
     /// alias -> (path as written, node)
     var plugins: [(String, String, Node)] = []
     var tasks: [TaskDef] = []
 
     static let taskFields: Set<String> = ["id", "processor", "args", "priority", "depends_on", "reads", "writes",
-                                          "difficulty", "timeout_s", "group", "critical", "payload", "description"]
+                                          "difficulty", "timeout_s", "group", "critical", "payload", "description",
+                                          "policy", "key"]
 
     /// Reads and checks a task file. Errors name the file, line:column, task and field.
     static func load(_ path: String) throws(UsageError) -> TaskFile {
@@ -55,8 +61,8 @@ struct TaskFile {
 
     private mutating func check() throws(UsageError) {
         guard let top = root.members else { throw UsageError("\(at(root)): a task file is a JSON object, got \(root.kind)") }
-        for (k, n) in top where !["version", "config", "plugins", "tasks", "description", "$schema"].contains(k) {
-            throw UsageError("\(at(n)): unknown top-level field '\(k)' (known: version, config, plugins, tasks, description, $schema)")
+        for (k, n) in top where !["version", "config", "plugins", "policies", "tasks", "description", "$schema"].contains(k) {
+            throw UsageError("\(at(n)): unknown top-level field '\(k)' (known: version, config, plugins, policies, tasks, description, $schema)")
         }
         for k in ["description", "$schema"] {
             if let n = root[k], n.string == nil { throw UsageError("\(at(n)): field '\(k)' must be a string, got \(n.kind)") }
@@ -64,6 +70,10 @@ struct TaskFile {
         guard let v = root["version"] else { throw UsageError("\(at(root)): field 'version' is missing (write \"version\": 1)") }
         guard v.int64 == 1 else { throw UsageError("\(at(v)): field 'version' must be 1 (this taskgate reads task file version 1), got \(v.kind == "a number" ? describe(v) : v.kind)") }
         config = root["config"]
+        policies = root["policies"]
+        if let p = policies, p.members == nil {
+            throw UsageError("\(at(p)): field 'policies' must be an object of name: policy, got \(p.kind)")
+        }
         if let p = root["plugins"] {
             guard let members = p.members else { throw UsageError("\(at(p)): field 'plugins' must be an object of alias: path, got \(p.kind)") }
             for (alias, n) in members {
@@ -209,6 +219,19 @@ struct TaskFile {
             def.payload = s
         }
         if let d = n["description"], d.string == nil { throw bad(d, "description", "must be a string, got \(d.kind)") }
+        if let p = n["policy"] {
+            guard let s = p.string, !s.isEmpty else { throw bad(p, "policy", "must be the name of a policy in 'policies', got \(p.string != nil ? "an empty string" : p.kind)") }
+            guard policies?[s] != nil else {
+                let known = policies?.members?.map(\.0) ?? []
+                throw bad(p, "policy", "no policy is named '\(s)' in 'policies'" + (known.isEmpty ? " (the file has none)" : " (known: \(known.joined(separator: ", ")))"))
+            }
+            def.policy = (s, p)
+        }
+        if let kn = n["key"] {
+            guard let s = kn.string, !s.isEmpty, s.utf8.count <= 256 else { throw bad(kn, "key", "must be a string of 1-256 bytes, got \(kn.string != nil ? "\(kn.string!.utf8.count) bytes" : kn.kind)") }
+            guard !s.utf8.contains(0) else { throw bad(kn, "key", "contains a NUL character") }
+            def.key = s
+        }
         return def
     }
 }

@@ -37,7 +37,7 @@ that folder as their working directory.
 
 options:
   --json                JSON lines of events on stdout (run_started, plugin_loaded,
-                        task_ended, interrupted, run_finished)
+                        task_ended, breaker_changed, interrupted, run_finished)
   --quiet, -q           no progress line and no summary (errors still go to stderr)
   --results PATH        write every task's result to PATH (JSON, written atomically)
   --config PATH         a JSON file of configuration keys (also TASKGATE_CONFIG)
@@ -58,7 +58,18 @@ Task file:
    "plugins": {"text": "plugins/libtext.so"},
    "tasks": [{"id": "a", "processor": "text.upper", "args": ["in.txt", "out/in.txt"],
               "priority": "high", "depends_on": [], "reads": ["in.txt"], "writes": ["out/in.txt"],
-              "difficulty": 3, "timeout_s": 30, "group": "g1", "critical": true, "payload": "..."}]}
+              "difficulty": 3, "timeout_s": 30, "group": "g1", "critical": true, "payload": "...",
+              "policy": "api", "key": "api.example.com"}],
+   "policies": {"api": {
+       "retry": {"max_attempts": 4, "delays_s": [0.5, 2], "jitter": "none"},
+       "breaker": {"failure_threshold": 5, "success_threshold": 2, "open_s": 60},
+       "limit": {"max_concurrent": 2, "requests_per_minute": 60},
+       "credentials": {"env": "API_KEY", "cooldown_s": 60},
+       "fallback": "text.cached"}}}
+  A policy named "default" applies to tasks that name none. A retry with
+  neither delays_s nor base_delay_s waits the config's retry_delays. Keys
+  come from API_KEY_1, API_KEY_2, ... (and API_BASE_URL_n, API_MODEL_n),
+  never from the file, and are never printed.
   schema/taskfile.schema.json in the source tree describes it in full.
 """
 

@@ -336,14 +336,32 @@ class SchemaAgreesWithCLITest(TempDirTest):
                 {"id": "b", "processor": "text_2.wrap", "args": ["out/a.txt", "out/b.txt", 20, False],
                  "depends_on": ["a"], "priority": -1},
                 {"id": "c", "processor": "text_2.stats", "args": ["in.txt", 1.5], "priority": 1},
-                {"id": "d", "processor": "flaky.fail_first", "args": ["k", 0], "priority": "low"},
+                {"id": "d", "processor": "flaky.fail_first", "args": ["k", 0], "priority": "low",
+                 "policy": "api", "key": "api.example.com"},
             ],
+            "policies": {
+                "default": {"retry": {"max_attempts": 2}},
+                "api": {
+                    "description": "every policy field",
+                    "retry": {"max_attempts": 3, "delays_s": [0, 0.01], "base_delay_s": 0.01, "multiplier": 1.5,
+                              "max_delay_s": 1, "jitter": "equal", "jitter_factor": 0.2, "failed_is_permanent": False,
+                              "ignore_retry_after": True, "budget_ratio": 0.5, "budget_window_s": 5,
+                              "budget_min_per_second": 2},
+                    "breaker": {"failure_threshold": 3, "success_threshold": 1, "half_open_calls": 2, "open_s": 1,
+                                "window": "count", "window_size": 20, "minimum_calls": 5, "failure_rate": 0.5,
+                                "slow_call_s": 2, "slow_call_rate": 0.9},
+                    "limit": {"max_concurrent": 2, "requests_per_minute": 600, "cost": 2, "burst": 10},
+                    "credentials": {"env": "TG_SCHEMA_TEST_KEY", "cooldown_s": 1},
+                    "fallback": "flaky.fail_first",
+                    "seed": 42,
+                },
+            },
         }
 
     def check(self, doc):
         errors = [e.message for e in self.validator.iter_errors(doc)]
         (self.dir / "tasks.json").write_text(json.dumps(doc, indent=2))
-        r = tg("run", "tasks.json", "-q", cwd=self.dir)
+        r = tg("run", "tasks.json", "-q", cwd=self.dir, env=clean_env(TG_SCHEMA_TEST_KEY="k-schema"))
         return errors, r
 
     def test_a_file_using_every_field_is_valid_and_runs(self):
@@ -425,6 +443,33 @@ class SchemaAgreesWithCLITest(TempDirTest):
             "config enable_monitoring a string": config(enable_monitoring="yes"),
             "config checkpoint_frequency 0": config(checkpoint_frequency=0),
             "config log_level bogus": config(log_level="bogus"),
+            "policies an array": set_top("policies", []),
+            "policy name with a space": lambda d: d["policies"].update({"a b": {}}),
+            "policy not an object": lambda d: d["policies"].update({"p": 5}),
+            "policy unknown field": lambda d: d["policies"]["api"].update({"retries": {}}),
+            "retry unknown field": lambda d: d["policies"]["api"]["retry"].update({"max_retries": 3}),
+            "retry max_attempts 0": lambda d: d["policies"]["api"]["retry"].update({"max_attempts": 0}),
+            "retry max_attempts 1.5": lambda d: d["policies"]["api"]["retry"].update({"max_attempts": 1.5}),
+            "retry delays_s empty": lambda d: d["policies"]["api"]["retry"].update({"delays_s": []}),
+            "retry delays_s negative": lambda d: d["policies"]["api"]["retry"].update({"delays_s": [-1]}),
+            "retry multiplier 0.5": lambda d: d["policies"]["api"]["retry"].update({"multiplier": 0.5}),
+            "retry jitter bogus": lambda d: d["policies"]["api"]["retry"].update({"jitter": "wild"}),
+            "retry jitter_factor 2": lambda d: d["policies"]["api"]["retry"].update({"jitter_factor": 2}),
+            "retry failed_is_permanent a string": lambda d: d["policies"]["api"]["retry"].update({"failed_is_permanent": "no"}),
+            "breaker window bogus": lambda d: d["policies"]["api"]["breaker"].update({"window": "sliding"}),
+            "breaker failure_rate 2": lambda d: d["policies"]["api"]["breaker"].update({"failure_rate": 2}),
+            "breaker success_threshold 0": lambda d: d["policies"]["api"]["breaker"].update({"success_threshold": 0}),
+            "breaker open_s negative": lambda d: d["policies"]["api"]["breaker"].update({"open_s": -1}),
+            "limit max_concurrent -1": lambda d: d["policies"]["api"]["limit"].update({"max_concurrent": -1}),
+            "limit unknown field": lambda d: d["policies"]["api"]["limit"].update({"rpm": 5}),
+            "credentials without env": lambda d: d["policies"]["api"]["credentials"].pop("env"),
+            "credentials env with a dash": lambda d: d["policies"]["api"]["credentials"].update({"env": "A-B"}),
+            "credentials with a key in the file": lambda d: d["policies"]["api"]["credentials"].update({"keys": ["sk"]}),
+            "fallback without a dot": lambda d: d["policies"]["api"].update({"fallback": "cached"}),
+            "seed -1": lambda d: d["policies"]["api"].update({"seed": -1}),
+            "task policy empty": task_change(policy=""),
+            "task policy a number": task_change(policy=1),
+            "task key empty": task_change(key=""),
         }
         for name, change in cases.items():
             with self.subTest(name):
@@ -942,7 +987,7 @@ class OutputTest(TempDirTest):
         loaded = {e["alias"]: e for e in events(r.stdout, "plugin_loaded")}
         self.assertEqual(set(loaded), {"flaky", "text"})
         self.assertEqual(loaded["flaky"]["path"], plugin("flaky"))
-        self.assertEqual(loaded["flaky"]["processors"], 3)
+        self.assertEqual(loaded["flaky"]["processors"], 5)
         self.assertEqual(loaded["text"]["name"], "text")
 
         ended = {e["task_id"]: e for e in events(r.stdout, "task_ended")}
@@ -1044,7 +1089,7 @@ class OutputTest(TempDirTest):
         self.assertEqual(results["exit_code"], 0)
         self.assertIs(results["interrupted"], False)
         self.assertEqual(results["summary"], {"tasks": 4, "succeeded": 4, "failed": 0, "timed_out": 0,
-                                              "cancelled": 0, "skipped": 0})
+                                              "cancelled": 0, "skipped": 0, "rejected": 0})
         self.assertEqual([t["id"] for t in results["tasks"]], ["slow", "after", "fast", "up"])
         order = [e["task_id"] for e in events(r.stdout, "task_ended")]
         self.assertNotEqual(order, ["slow", "after", "fast", "up"])
@@ -1338,6 +1383,141 @@ class HelpTest(unittest.TestCase):
         r = tg("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout, r"^taskgate \d+\.\d+\.\d+\n$")
+
+
+# ---------------------------------------------------------------------------
+# Policies in task files
+
+
+class PolicyFileTest(BadTaskFileTest):
+    """What the schema cannot say about policies, refused with a position."""
+
+    def with_policies(self, policies, *task_lines):
+        text = self.text(*task_lines)
+        return text.replace('  "tasks": [', '  "policies": ' + policies + ',\n  "tasks": [', 1)
+
+    def test_a_task_naming_an_unknown_policy(self):
+        self.refused(self.with_policies('{"api": {}}', '{"id": "b", "processor": "flaky.echo", "args": ["x"], "policy": @@"apj"}'),
+                     "task 'b' field 'policy'", "no policy is named 'apj'", "known: api")
+
+    def test_a_policy_without_policies(self):
+        self.refused(self.text('{"id": "b", "processor": "flaky.echo", "args": ["x"], "policy": @@"api"}'),
+                     "the file has none")
+
+    def test_a_fallback_naming_an_unknown_processor(self):
+        self.refused(self.with_policies('{"api": {"breaker": {}, "fallback": @@"flaky.nope"}}'),
+                     "policy 'api' field 'fallback'", "has no processor 'nope'")
+
+    def test_a_fallback_without_a_breaker(self):
+        self.refused(self.with_policies('{"api": {"fallback": @@"flaky.echo"}}'), "needs a 'breaker'")
+
+    def test_a_fallback_of_another_signature(self):
+        self.refused(self.with_policies('{"api": {"breaker": {}, "fallback": "flaky.echo"}}',
+                                        '{"id": "b", "processor": "flaky.fail_first", "args": ["k", 1], "policy": @@"api"}'),
+                     "its policy's fallback flaky.echo takes (string)", "flaky.fail_first takes (string, i32)")
+
+    def test_credentials_missing_from_the_environment(self):
+        self.refused(self.with_policies('{"api": {"credentials": @@{"env": "TG_CLI_TEST_NOT_SET_KEY"}}}'),
+                     "policy 'api' field 'credentials'", "neither TG_CLI_TEST_NOT_SET_KEY_1 nor TG_CLI_TEST_NOT_SET_KEY is set")
+
+    def test_half_open_calls_below_the_success_threshold(self):
+        self.refused(self.with_policies('{"api": {"breaker": @@{"success_threshold": 3, "half_open_calls": 2}}}'),
+                     "policy 'api' field 'breaker'", "could never close")
+
+    def test_a_rate_limit_whose_cost_exceeds_the_bucket(self):
+        self.refused(self.with_policies('{"api": {"limit": @@{"requests_per_minute": 10, "cost": 20}}}'),
+                     "policy 'api' field 'limit'", "no call could ever start")
+
+    def test_window_size_without_a_window(self):
+        self.refused(self.with_policies('{"api": {"breaker": {"window_size": @@5}}}'), "needs a window")
+
+
+# ---------------------------------------------------------------------------
+# Resilience: retries, breakers, credentials through a task file
+
+
+class ResilienceTest(TempDirTest):
+    """The flaky plugin's http and api processors under policies, on one worker
+    so that tasks run in file order; real time, short delays."""
+
+    SECRETS = {"TG_CLI_KEY_1": "limited-SECRET-one", "TG_CLI_KEY_2": "good-SECRET-two",
+               "TG_CLI_BASE_URL_2": "https://two.example", "TG_CLI_MODEL_2": "model-two",
+               "TG_CLI_BAD_KEY": "limited-SECRET-three"}
+
+    def run_file(self):
+        def http(tid, counter, n, status, after=-1, **fields):
+            return dict({"id": tid, "processor": "flaky.http", "args": [counter, n, status, after]}, **fields)
+        path = write_task_file(self.dir, [
+            http("a", "svc", 3, 503, policy="svc", key="svc.example"),
+            http("b", "svc", 3, 503, policy="svc", key="svc.example"),
+            http("c", "svc", 3, 503, policy="svc", key="svc.example"),
+            sleep_task("wait", 400),
+            http("e", "svc", 2, 503, policy="svc", key="svc.example"),  # its 3rd call: ok
+            http("r", "r", 2, 503, policy="retrying"),
+            http("ra", "ra", 1, 429, 120, policy="retrying"),
+            http("perm", "perm", 1, 400, policy="retrying"),
+            {"id": "llm", "processor": "flaky.api", "args": ["limited-"], "policy": "llm"},
+            {"id": "dead", "processor": "flaky.api", "args": ["limited-"], "policy": "dead"},
+            http("dflt", "dflt", 1, 503),
+        ], config={"max_parallel_tasks": 1, "retry_delays": [0.03]}, policies={
+            "svc": {"breaker": {"failure_threshold": 2, "success_threshold": 1, "open_s": 0.3}},
+            "retrying": {"retry": {"max_attempts": 4, "delays_s": [0.05, 0.1], "jitter": "none"}},
+            "llm": {"retry": {"max_attempts": 3, "delays_s": [0]}, "credentials": {"env": "TG_CLI_KEY", "cooldown_s": 5}},
+            "dead": {"retry": {"max_attempts": 2, "delays_s": [0]},
+                     "credentials": {"env": "TG_CLI_BAD_KEY", "cooldown_s": 0.05}},
+            "default": {"retry": {"jitter": "none"}},
+        })
+        r = tg("run", path, "--json", "--results", self.dir / "results.json", cwd=self.dir,
+               env=clean_env(**self.SECRETS))
+        results = json.loads((self.dir / "results.json").read_text())
+        return r, {t["id"]: t for t in results["tasks"]}, (self.dir / "results.json").read_text()
+
+    def test_retries_breaker_and_credentials_end_to_end(self):
+        r, tasks, results_text = self.run_file()
+        self.assertEqual(r.returncode, 1, r.stderr)  # a, b and perm failed, c was rejected
+        # Retries waited the configured delays, and a retry-after replaced one.
+        self.assertEqual((tasks["r"]["status"], tasks["r"]["attempts"], tasks["r"]["retry_delays_ms"]),
+                         ("succeeded", 3, [50, 100]))
+        self.assertEqual(tasks["r"]["status_code"], 503)
+        self.assertEqual((tasks["ra"]["attempts"], tasks["ra"]["retry_delays_ms"], tasks["ra"]["status_code"]),
+                         (2, [120], 429))
+        self.assertEqual((tasks["perm"]["status"], tasks["perm"]["attempts"], tasks["perm"]["flags"]),
+                         ("failed", 1, ["permanent"]))
+        # The default policy, with the config's retry_delays.
+        self.assertEqual((tasks["dflt"]["status"], tasks["dflt"]["policy"], tasks["dflt"]["retry_delays_ms"]),
+                         ("succeeded", "default", [30]))
+        self.assertEqual(tasks["wait"]["policy"], "default")  # tasks naming none get it
+        # The breaker opened after two failures, refused c, and closed on e's probe.
+        self.assertEqual([tasks[k]["status"] for k in "abce"], ["failed", "failed", "rejected", "succeeded"])
+        self.assertEqual((tasks["c"]["attempts"], tasks["c"]["flags"]), (0, ["breaker_open"]))
+        self.assertIn("circuit breaker 'svc.example' is open", tasks["c"]["error"])
+        changes = [(e["policy"], e["key"], e["from"], e["to"]) for e in events(r.stdout, "breaker_changed")]
+        self.assertEqual(changes, [("svc", "svc.example", "closed", "open"), ("svc", "svc.example", "open", "half_open"),
+                                   ("svc", "svc.example", "half_open", "closed")])
+        generations = [e["generation"] for e in events(r.stdout, "breaker_changed")]
+        self.assertEqual(generations, sorted(set(generations)))
+        finished = events(r.stdout, "run_finished")[0]
+        self.assertEqual(finished["rejected"], 1)
+        svc = [b for b in finished["breakers"] if b["key"] == "svc.example"][0]
+        self.assertEqual((svc["state"], svc["times_opened"], svc["rejected"]), ("closed", 1, 1))
+        ended = {e["task_id"]: e for e in events(r.stdout, "task_ended")}
+        self.assertEqual(ended["r"]["retry_delays_ms"], [50, 100])
+        self.assertEqual(ended["c"]["status"], "rejected")
+        # Credentials rotated on the 429 and the second one answered.
+        self.assertEqual((tasks["llm"]["status"], tasks["llm"]["output"], tasks["llm"]["flags"]),
+                         ("succeeded", "answered by model-two at https://two.example", ["rotated"]))
+        # With one credential, rate-limited twice: the error quotes it redacted.
+        self.assertEqual(tasks["dead"]["status"], "failed")
+        self.assertIn("[credential 1]", tasks["dead"]["error"])
+        self.assertIn("rejected", r.stderr)
+        # No secret anywhere: events, results, the summary.
+        for where, text in (("stdout", r.stdout), ("stderr", r.stderr), ("results", results_text)):
+            self.assertNotIn("SECRET", text, where)
+
+    def test_policies_show_in_the_schema_example_of_help(self):
+        r = tg("help", "run")
+        for word in ('"policies"', '"retry"', '"breaker"', '"credentials"', "breaker_changed", '"default"'):
+            self.assertIn(word, r.stdout)
 
 
 if __name__ == "__main__":

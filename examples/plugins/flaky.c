@@ -7,6 +7,17 @@
  *   flaky.sleep_ms    (i64 ms)             sleeps in 5 ms steps, stopping early
  *                      with "cancelled" when the task is cancelled or timed out
  *   flaky.echo        (string s)           output = s
+ *   flaky.http        (string key, i32 n, i32 status, i64 retry_after_ms)
+ *                      like a web service in trouble: the first n calls with that
+ *                      key fail as retryable with HTTP status `status` (and a
+ *                      Retry-After when retry_after_ms >= 0); 4xx other than 408
+ *                      and 429 fail as permanent; then "ok after K attempts"
+ *   flaky.api         (string limited_prefix)
+ *                      like an API client: reads the attempt's credential; one
+ *                      whose key starts with limited_prefix gets a 429 (its
+ *                      message quotes the key, as careless services do: the host
+ *                      must redact it), others answer "answered by <model> at
+ *                      <base_url>"
  *
  * It also shows plugin state: the init hook allocates a mutex-protected table
  * of per-key call counters, every task finds it in task->plugin_state, and
@@ -23,6 +34,7 @@
 #include "plugin_support.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,6 +90,8 @@ TG_PLUGIN_EXPORT void flaky_shutdown(void *state);
 TG_PLUGIN_EXPORT int flaky_fail_first(tg_plugin_task *task, ...);
 TG_PLUGIN_EXPORT int flaky_sleep_ms(tg_plugin_task *task, ...);
 TG_PLUGIN_EXPORT int flaky_echo(tg_plugin_task *task, ...);
+TG_PLUGIN_EXPORT int flaky_http(tg_plugin_task *task, ...);
+TG_PLUGIN_EXPORT int flaky_api(tg_plugin_task *task, ...);
 
 int flaky_init(const tg_plugin_host *host, void **state, char *error, size_t cap) {
   if (host->struct_size < sizeof(tg_plugin_host)) {
@@ -177,17 +191,81 @@ int flaky_echo(tg_plugin_task *task, ...) {
   return set_output(task, s, strlen(s));
 }
 
+/* The ABI 1.1 parts of the host table and task, when the host has them. */
+static int has_outcomes(const tg_plugin_task *task) {
+  return task->host->struct_size >= offsetof(tg_plugin_host, set_retry_after) + sizeof task->host->set_retry_after;
+}
+
+/* http(string key, i32 n, i32 status, i64 retry_after_ms) */
+int flaky_http(tg_plugin_task *task, ...) {
+  va_list ap;
+  va_start(ap, task);
+  const char *key = va_arg(ap, const char *);
+  int32_t n = va_arg(ap, int32_t);
+  int32_t status = va_arg(ap, int32_t);
+  int64_t retry_after_ms = va_arg(ap, int64_t);
+  va_end(ap);
+
+  flaky_state *s = task->plugin_state;
+  if (!s) return fail(task, "no plugin state: the host did not run flaky_init");
+  if (status < 100 || status > 599) return fail(task, "bad status %ld: an HTTP status is 100 .. 599", (long)status);
+  unsigned long long k = count_call(s, key);
+  if (k == 0) return fail(task, "out of memory counting calls of key '%s'", key);
+  if (n > 0 && k <= (unsigned long long)n) {
+    int permanent = status >= 400 && status < 500 && status != 408 && status != 429;
+    if (has_outcomes(task)) {
+      task->host->set_status_code(task, status);
+      if (retry_after_ms >= 0 && !permanent) task->host->set_retry_after(task, retry_after_ms);
+    }
+    fail(task, "HTTP %ld on attempt %llu of key '%s'", (long)status, k, key);
+    return permanent ? TG_PLUGIN_PERMANENT : TG_PLUGIN_RETRY;
+  }
+  char text[64];
+  int len = snprintf(text, sizeof text, "ok after %llu attempts", k);
+  return set_output(task, text, (size_t)len);
+}
+
+/* api(string limited_prefix) */
+int flaky_api(tg_plugin_task *task, ...) {
+  va_list ap;
+  va_start(ap, task);
+  const char *limited = va_arg(ap, const char *);
+  va_end(ap);
+
+  const char *cred = task->credential;
+  if (!cred) return fail(task, "no credential: run this task under a policy with credentials");
+  if (*limited && strncmp(cred, limited, strlen(limited)) == 0) {
+    if (has_outcomes(task)) task->host->set_status_code(task, 429);
+    fail(task, "429 Too Many Requests: rate limit reached for key %s", cred);
+    return TG_PLUGIN_RETRY;
+  }
+  const char *model = task->struct_size >= offsetof(tg_plugin_task, credential_model) + sizeof task->credential_model
+                          ? task->credential_model : NULL;
+  const char *url = task->struct_size >= offsetof(tg_plugin_task, credential_base_url) + sizeof task->credential_base_url
+                        ? task->credential_base_url : NULL;
+  char text[512];
+  int len = snprintf(text, sizeof text, "answered by %s at %s", model ? model : "(no model)", url ? url : "(no url)");
+  if (len >= (int)sizeof text) len = (int)sizeof text - 1;
+  return set_output(task, text, (size_t)len);
+}
+
 /* ---- the descriptor ------------------------------------------------------------------ */
 
 static const uint8_t fail_first_args[] = {TG_TYPE_STRING, TG_TYPE_I32};
 static const uint8_t sleep_args[] = {TG_TYPE_I64};
 static const uint8_t echo_args[] = {TG_TYPE_STRING};
+static const uint8_t http_args[] = {TG_TYPE_STRING, TG_TYPE_I32, TG_TYPE_I32, TG_TYPE_I64};
+static const uint8_t api_args[] = {TG_TYPE_STRING};
 
 static const tg_plugin_processor processors[] = {
   {"fail_first", "flaky_fail_first", fail_first_args, 2, 0, NULL, NULL,
    "fail the first n calls with a key, then succeed (for retry tests)"},
   {"sleep_ms", "flaky_sleep_ms", sleep_args, 1, 0, NULL, NULL, "sleep ms milliseconds in 5 ms steps, honouring cancellation"},
   {"echo", "flaky_echo", echo_args, 1, 0, NULL, NULL, "output the string argument"},
+  {"http", "flaky_http", http_args, 4, 0, NULL, NULL,
+   "fail the first n calls with a key with an HTTP status (and retry-after), then succeed"},
+  {"api", "flaky_api", api_args, 1, 0, NULL, NULL,
+   "answer with the attempt's credential; a 429 for keys starting with a prefix"},
 };
 
 TG_PLUGIN_EXPORT const tg_plugin_descriptor taskgate_plugin_descriptor = {

@@ -95,6 +95,13 @@ public final class Policy: @unchecked Sendable {
     /// True when tasks under this policy need per-key state.
     var keyed: Bool { options.breaker != nil || options.limit != nil }
 
+    /// The keys used so far, by name.
+    public func keyStates() -> [(String, KeyState)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return keys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
     /// The key's state, made on first use.
     public func key(_ name: String) -> KeyState {
         lock.lock()
