@@ -69,8 +69,20 @@ public final class Policy: @unchecked Sendable {
     var ownerID: ObjectIdentifier? = nil
     private let lock = Lock()
     private var keys: [String: KeyState] = [:]
-    /// Told of breaker transitions: (key, from, to, generation).
-    public var onBreakerChange: (@Sendable (String, BreakerState, BreakerState, UInt64) -> Void)?
+    /// Where breaker transitions go. Breakers hold this box, never the
+    /// policy: a `weak` reference to the policy would give it a side table,
+    /// and every retain and release of it (several per task) would then take
+    /// the slow path.
+    final class TransitionSink: @unchecked Sendable {
+        var handler: (@Sendable (String, BreakerState, BreakerState, UInt64) -> Void)?
+    }
+    private let sink = TransitionSink()
+    /// Told of breaker transitions: (key, from, to, generation). Set it
+    /// before tasks run.
+    public var onBreakerChange: (@Sendable (String, BreakerState, BreakerState, UInt64) -> Void)? {
+        get { sink.handler }
+        set { sink.handler = newValue }
+    }
 
     public final class KeyState: @unchecked Sendable {
         public let name: String
@@ -109,7 +121,7 @@ public final class Policy: @unchecked Sendable {
         if let k = keys[name] { return k }
         let breaker = options.breaker.map { CircuitBreaker($0) }
         if let breaker {
-            breaker.onTransition = { [weak self] from, to, gen in self?.onBreakerChange?(name, from, to, gen) }
+            breaker.onTransition = { [sink] from, to, gen in sink.handler?(name, from, to, gen) }
         }
         let k = KeyState(name: name, breaker: breaker, limiter: options.limit.map { KeyLimiter($0, now: clock.now()) })
         keys[name] = k

@@ -182,10 +182,10 @@ extension TaskPool {
     // MARK: - Before an attempt
 
     /// Called by the worker that moved the task to RUNNING.
-    func admit(_ i: Int32, _ t: UnsafeMutablePointer<tgs_task>, _ w: Worker) -> Admission {
+    /// `now` is the policy clock's reading (the start stamp on the monotonic clock).
+    func admit(_ i: Int32, _ t: UnsafeMutablePointer<tgs_task>, _ w: Worker, now: Int64) -> Admission {
         let r = t.pointee.extra.pointee.policy!
         let (policy, key) = parts(r)
-        let now = clock.now()
         if let lim = key?.limiter {
             let d = lim.acquire(now: now, haveSlot: r.pointee.holds_slot != 0, prepaid: r.pointee.holds_token != 0, task: i) {
                 // Under the limiter's lock, so a releaser that pops it finds it queued.
@@ -319,11 +319,11 @@ extension TaskPool {
     // MARK: - After an attempt
 
     /// Called by the worker whose processor call for task `i` returned `rc`.
+    /// `now` is the policy clock's reading (`end` on the monotonic clock).
     func settle(_ i: Int32, _ t: UnsafeMutablePointer<tgs_task>, _ w: Worker, rc: Int32, fallback: Bool, end: Int64,
-                exhausted: Bool) {
+                now: Int64, exhausted: Bool) {
         let r = t.pointee.extra.pointee.policy!
         let (policy, key) = parts(r)
-        let now = clock.now()
         let signalled = tgs_load_u32(&t.pointee.signals) & UInt32(TGS_SIGNAL_CANCEL) != 0
         let success = rc == 0
         let permanent = rc == ProcessorCode.permanent

@@ -116,7 +116,9 @@ public final class TaskPool: @unchecked Sendable {
     static var taskShift: Int { 14 }  // 16384 records of 128 bytes: one 2 MiB chunk
     var tasks = Slab<tgs_task>(chunkShift: TaskPool.taskShift)
     let taskChunks: UnsafeMutablePointer<UnsafeMutablePointer<tgs_task>?>
-    var extras = Slab<tgs_task_extra>(chunkShift: 12)
+    // 2 MiB chunks (64 B x 2^15; 104 B x 2^15 for policy records) are mapped
+    // with huge pages: 4 KiB pages cost a fault per 64 records on the submitter.
+    var extras = Slab<tgs_task_extra>(chunkShift: 15)
     var edges = Slab<Edge>(chunkShift: 18)
     let edgeChunks: UnsafeMutablePointer<UnsafeMutablePointer<Edge>?>
     var claims = Slab<Int32>(chunkShift: 16)
@@ -165,7 +167,7 @@ public final class TaskPool: @unchecked Sendable {
     var delays: DeadlineTimer!
     public let clock: PolicyClock
     /// Per-task policy records (appends under submitLock).
-    var policyRecords = Slab<tgs_task_policy>(chunkShift: 12)
+    var policyRecords = Slab<tgs_task_policy>(chunkShift: 15)
     /// Policies by scope, under submitLock; every policy made in this pool is
     /// kept until the pool goes.
     var policies: [Policy] = []
@@ -362,6 +364,7 @@ public final class TaskPool: @unchecked Sendable {
         guard tasks.reserve(count), completionLog.ensureCapacity(base + count) else {
             throw .outOfMemory("no memory for \(count) more tasks")
         }
+        var anyTryOnly = false
         if let (chunk, bytes) = tasks.mapAhead() { offerPrefault(chunk, bytes) }
         guard ids.beginBatch(reserving: count, tasks: tasks) else { throw .outOfMemory("no memory to index \(count) more task ids") }
         let arenaMark = bytes.mark()
@@ -449,6 +452,7 @@ public final class TaskPool: @unchecked Sendable {
             } else if s.tryOnly {
                 throw refuse(.invalid("\(describe(s.id, i)): a try-submit needs a policy with limits or a breaker"))
             }
+            if s.tryOnly { anyTryOnly = true }
             if s.timeoutNanoseconds > 0 {
                 t.pointee.extra.pointee.timeout_ns = s.timeoutNanoseconds
                 t.pointee.flags |= UInt8(TGS_TASK_HAS_TIMEOUT)
@@ -516,7 +520,7 @@ public final class TaskPool: @unchecked Sendable {
 
         guard edges.reserve(batchEdges.count) else { throw refuse(.outOfMemory("no memory for \(batchEdges.count) dependency edges")) }
         // A try-submit takes its slot and tokens last: nothing is refused after.
-        for i in 0..<count where spec(i).tryOnly {
+        for i in 0..<count where anyTryOnly && spec(i).tryOnly {
             do { try tryAdmit(task(base + i), spec(i), i) } catch {
                 for k in 0..<i where spec(k).tryOnly { untryAdmit(task(base + k)) }
                 throw refuse(error)

@@ -224,10 +224,13 @@ extension TaskPool {
             if hasPaths { releasePaths(i, worker: w.index) }
             return
         }
+        let clockFree = w.lastEnd != 0 && t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS | TGS_TASK_HAS_DEPS) == 0
+        let start = clockFree ? max(w.lastEnd, t.pointee.ready_ns) : tgs_monotonic_ns()
         let hasPolicy = t.pointee.flags & UInt8(TGS_TASK_HAS_POLICY) != 0
         var admission = Admission.run
         if hasPolicy {
-            admission = admit(i, t, w)
+            // On the monotonic clock the start stamp is the policy's "now" (no second reading).
+            admission = admit(i, t, w, now: clock.isVirtual ? clock.now() : start)
             if admission == .deferred {
                 tgs_store_u32(w.busy, 0)
                 w.lastEnd = 0
@@ -237,8 +240,6 @@ extension TaskPool {
         }
         // Relaxed atomics: a canceller may publish the end of this task before
         // these stores, and readers of its result then race with them.
-        let clockFree = w.lastEnd != 0 && t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS | TGS_TASK_HAS_DEPS) == 0
-        let start = clockFree ? max(w.lastEnd, t.pointee.ready_ns) : tgs_monotonic_ns()
         let attempt = t.pointee.attempts + 1
         tgs_store_relaxed_i64(&t.pointee.start_ns, start)
         tgs_store_relaxed_i32(&t.pointee.worker, Int32(w.index))
@@ -263,7 +264,8 @@ extension TaskPool {
             healthSuccess(w)
         }
         if hasPolicy {
-            settle(i, t, w, rc: rc, fallback: admission == .fallback, end: end, exhausted: health.exhausted)
+            settle(i, t, w, rc: rc, fallback: admission == .fallback, end: end, now: clock.isVirtual ? clock.now() : end,
+                   exhausted: health.exhausted)
         } else if tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0 {
             if health.exhausted { t.pointee.result_bits |= UInt8(TGS_RESULT_EXHAUSTED_RECOVERY) }
             t.pointee.end_ns = end
