@@ -53,65 +53,20 @@
 #define BATCH 4096L /* tg_pool_submit_batch chunk */
 #define MAX_REPS 64
 #define KEY "api"   /* the key of every policy task */
+#define BENCH_NAME "bench_policy"
+#include "bench_common.h"
 
 /* Generous bound on every wait: a hang becomes a loud failure, not a stuck run.
    Override with TG_BENCH_TIMEOUT_MS. */
 static int64_t wait_timeout_ms = 300000;
 
-/* ---- failure reporting ---------------------------------------------------- */
-
-static void die(const char *what, int rc) {
-  fprintf(stderr, "bench_policy: FAILED: %s: rc=%d %s (%s): %s\n", what, rc, tg_error_name(rc),
-          tg_strerror(rc), tg_last_error());
-  abort();
-}
-
-#define CHECK(call)                     \
-  do {                                  \
-    int rc_ = (call);                   \
-    if (rc_ != TG_OK) die(#call, rc_);  \
-  } while (0)
-
-__attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "bench_policy: FAILED: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
-  va_end(ap);
-  abort();
-}
-
 /* ---- helpers -------------------------------------------------------------- */
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 static double median(const double *v, int n) {
   double s[MAX_REPS];
   memcpy(s, v, (size_t)n * sizeof *s);
   qsort(s, (size_t)n, sizeof(double), cmp_double);
   return s[n / 2];
-}
-
-/* Prints one RESULT line: the median of the reps, as ns per task. */
-static void report(const char *label, const double *secs_in, int reps, const char *note) {
-  double secs[MAX_REPS];
-  memcpy(secs, secs_in, (size_t)reps * sizeof *secs);
-  qsort(secs, (size_t)reps, sizeof(double), cmp_double);
-  double med = secs[reps / 2];
-  printf("RESULT %s ns_per_op=%.3f ops_per_s=%.0f (median of %d reps, min %.1f max %.1f ns; "
-         "fresh pool per rep; %s)\n",
-         label, med / N * 1e9, N / med, reps, secs[0] / N * 1e9, secs[reps - 1] / N * 1e9, note);
-  fflush(stdout);
 }
 
 /* ---- the processor -------------------------------------------------------- */
