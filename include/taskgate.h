@@ -538,7 +538,8 @@ int tg_task_attempt(const tg_task_ctx *ctx);
 int tg_task_set_status_code(tg_task_ctx *ctx, int32_t code);
 /* How long the service asked to wait (its Retry-After), in milliseconds >= 0:
    replaces the computed backoff before the next attempt, and cools a
-   rate-limited credential down for that long. Under a policy only. */
+   rate-limited credential down for that long (at most a year is kept).
+   Under a policy only. */
 int tg_task_set_retry_after(tg_task_ctx *ctx, int64_t ms);
 
 /* The credential this attempt should use. The strings are owned by the pool

@@ -174,7 +174,9 @@ static int host_set_status_code(tg_plugin_task *task, int32_t code) {
 static int host_set_retry_after(tg_plugin_task *task, int64_t ms) {
   if (!task || ms < 0) return -1;
   tgs_task_policy *r = tgs_policy_of(task->host_private);
-  if (r) r->retry_after_ns = ms > INT64_MAX / 1000000 ? INT64_MAX : ms * 1000000;
+  /* At most a year: later instants on the policy clock must not overflow. */
+  if (ms > 31536000000LL) ms = 31536000000LL;
+  if (r) r->retry_after_ns = ms * 1000000;
   return 0;
 }
 

@@ -376,7 +376,8 @@ public func tg_task_set_status_code(_ ctx: UnsafeMutablePointer<tg_task_ctx>?, _
 public func tg_task_set_retry_after(_ ctx: UnsafeMutablePointer<tg_task_ctx>?, _ ms: Int64) -> Int32 {
     guard let ctx else { return fail(TG_EINVAL, "tg_task_set_retry_after: ctx is NULL") }
     guard ms >= 0 else { return fail(TG_EINVAL, "tg_task_set_retry_after: ms is \(ms); must not be negative") }
-    if let r = tgs_policy_of(taskRecord(ctx)) { r.pointee.retry_after_ns = nanos(ms) }
+    // At most a year: later instants on the policy clock must not overflow.
+    if let r = tgs_policy_of(taskRecord(ctx)) { r.pointee.retry_after_ns = nanos(min(ms, 31_536_000_000)) }
     return ok()
 }
 

@@ -106,7 +106,11 @@ enum PolicyFile {
                 }
                 if let b = try number(r, "retry", "base_delay_s", 0...86_400) { o.backoff.base = ns(b) }
                 if let m = try number(r, "retry", "multiplier", 1...1000) { o.backoff.multiplier = m }
-                if let c = try number(r, "retry", "max_delay_s", 0...86_400) { o.backoff.cap = ns(c) }
+                if let c = try number(r, "retry", "max_delay_s", 0...86_400) {
+                    o.backoff.cap = ns(c)
+                } else if let longest = o.backoff.delays.max(), longest > o.backoff.cap {
+                    o.backoff.cap = longest  // explicit delays are not cut to the default cap
+                }
                 if let p = try flag(r, "retry", "failed_is_permanent") { o.failedIsPermanent = p }
                 if let i = try flag(r, "retry", "ignore_retry_after") { o.honorRetryAfter = !i }
                 if let b = try number(r, "retry", "budget_ratio", 0...1000) { o.budgetRatio = b }

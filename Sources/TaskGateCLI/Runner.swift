@@ -172,13 +172,14 @@ final class Runner {
 
     func event(_ o: JSONObject) { if options.json { stdoutStream.line(o.text) } }
 
-    func eventBase(_ name: String) -> JSONObject {
+    /// An event's common fields; `time` (seconds since the epoch) defaults to now.
+    func eventBase(_ name: String, time: Double? = nil) -> JSONObject {
         var o = JSONObject()
         o.add("event", name)
         o.add("run_id", runId)
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        o.add("time", Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
+        o.add("time", time ?? Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
         return o
     }
 
@@ -460,7 +461,7 @@ final class Runner {
     /// Breaker transitions as `breaker_changed` events (--json), in order.
     func flushBreakerEvents() {
         for e in breakerEvents.take() where options.json {
-            var o = eventBase("breaker_changed")
+            var o = eventBase("breaker_changed", time: e.time)
             o.add("policy", e.policy)
             o.add("key", e.key)
             o.add("from", e.from.name)

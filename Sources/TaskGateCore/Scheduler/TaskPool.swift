@@ -116,8 +116,9 @@ public final class TaskPool: @unchecked Sendable {
     static var taskShift: Int { 14 }  // 16384 records of 128 bytes: one 2 MiB chunk
     var tasks = Slab<tgs_task>(chunkShift: TaskPool.taskShift)
     let taskChunks: UnsafeMutablePointer<UnsafeMutablePointer<tgs_task>?>
-    // 2 MiB chunks (64 B x 2^15; 104 B x 2^15 for policy records) are mapped
-    // with huge pages: 4 KiB pages cost a fault per 64 records on the submitter.
+    // Chunks of 2 MiB and more (64 B x 2^15; 104 B x 2^15 = 3.25 MiB for
+    // policy records) are mapped with huge pages after the first: 4 KiB pages
+    // cost the submitter a fault per 64 records. Address space only until used.
     var extras = Slab<tgs_task_extra>(chunkShift: 15)
     var edges = Slab<Edge>(chunkShift: 18)
     let edgeChunks: UnsafeMutablePointer<UnsafeMutablePointer<Edge>?>

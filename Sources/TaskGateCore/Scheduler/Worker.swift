@@ -229,8 +229,9 @@ extension TaskPool {
         let hasPolicy = t.pointee.flags & UInt8(TGS_TASK_HAS_POLICY) != 0
         var admission = Admission.run
         if hasPolicy {
-            // On the monotonic clock the start stamp is the policy's "now" (no second reading).
-            admission = admit(i, t, w, now: clock.isVirtual ? clock.now() : start)
+            // A fresh reading: `start` may be as old as the previous task's end
+            // hooks, which would skew breaker timing and slow-call durations.
+            admission = admit(i, t, w, now: clock.now())
             if admission == .deferred {
                 tgs_store_u32(w.busy, 0)
                 w.lastEnd = 0

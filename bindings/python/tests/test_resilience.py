@@ -235,6 +235,7 @@ def test_half_open_admits_exactly_n_probes_among_many():
         clock.advance(1.0)
         futs = [pool.submit(probe, policy=p) for _ in range(20)]
         wait_until(lambda: sum(f.done() for f in futs) == 18, "18 of 20 to be rejected")
+        wait_until(lambda: len(running) == 2, "the two probes to start")
         assert len(running) == 2 and p.breaker().probes_admitted == 2
         gate.set()
         statuses = sorted(f.task_result(WAIT).status for f in futs)
@@ -306,17 +307,16 @@ def test_concurrency_limit_and_try_submit(workers):
             pool.result("second")  # nothing was submitted
         other = pool.try_submit(work, policy=p, key="cache")  # another key has its own slot
         queued = [pool.submit(work, policy=p, key="db") for _ in range(5)]
+        wait_until(lambda: active[0] == min(workers, 2), "the running tasks to start")
         gate.set()
         assert [f.result(WAIT) for f in [first, other] + queued] == ["done"] * 7
-        assert peak[0] <= 2
-        if workers > 2:  # a free worker took a "db" task up and parked it
-            assert any("limited" in f.task_result().flags for f in queued)
+        assert peak[0] <= 2  # one "db" and one "cache" at a time, whatever the workers
         assert pool.try_submit(work, policy=p, key="db").result(WAIT) == "done"
 
 
 def test_rate_limit_on_virtual_time():
     clock = taskgate.VirtualClock()
-    with taskgate.Pool(2, clock=clock) as pool:
+    with taskgate.Pool(1, clock=clock) as pool:  # one worker: the postponed tasks run in order
         p = pool.policy(limit=taskgate.Limit(requests_per_minute=60, burst=2))  # one a second after two
         futs = [pool.submit(lambda k=k: k, policy=p) for k in range(4)]
         wait_until(lambda: futs[0].done() and futs[1].done(), "the burst of two")
@@ -441,7 +441,8 @@ def test_worker_health_and_recover_hook():
         for _ in range(2):
             with pytest.raises(taskgate.Retryable):
                 pool.submit(fail, policy=p).result(WAIT)
-        wait_until(lambda: recovered == [0], "the recover hook")
+        wait_until(lambda: pool.worker_health(0).total_recoveries == 1, "the recover hook")
+        assert recovered == [0]
         h = pool.worker_health(0)
         assert h.worker == 0 and h.total_recoveries == 1 and h.failures == 2 and h.last_status_code == 503
         assert [w.worker for w in pool.worker_health()] == [0]
@@ -525,6 +526,10 @@ def test_bad_input_outside_pools():
         taskgate.Retryable("x", retry_after=-1)
     with pytest.raises(RuntimeError, match="outside a running task"):
         taskgate.current_task()
+    with taskgate.Pool(1) as pool:
+        kept = pool.submit(taskgate.current_task).result(WAIT)
+        with pytest.raises(RuntimeError, match="no longer valid"):
+            kept.attempt
     clock = taskgate.VirtualClock(5)
     clock.close()
     with pytest.raises(taskgate.BadHandleError):

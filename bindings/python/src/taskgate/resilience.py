@@ -460,11 +460,21 @@ class VirtualClock:
 
 
 class TaskContext:
-    """What a running task may ask of the engine (``taskgate.current_task()``)."""
-    __slots__ = ("_ctx",)
+    """What a running task may ask of the engine (``taskgate.current_task()``).
+    Valid during that call only, on its thread: afterwards every use raises
+    RuntimeError (the engine's context is gone)."""
+    __slots__ = ("_ctx_value",)
 
     def __init__(self, ctx: int):
-        self._ctx = ctx
+        self._ctx_value = ctx
+
+    @property
+    def _ctx(self) -> int:
+        from .pool import _PINNED
+        if getattr(_PINNED, "ctx", 0) != self._ctx_value:
+            raise RuntimeError("this TaskContext is no longer valid: its task's call has returned "
+                               "(or it is used from another thread)")
+        return self._ctx_value
 
     @property
     def id(self) -> Optional[str]:
