@@ -407,7 +407,7 @@ typedef struct tg_result {
   uint32_t flags;        /* TG_RESULT_* */
   int32_t status_code;   /* the last one the processor reported; 0: none */
   const int64_t *retry_delays_ns; /* the delay waited before each retry */
-  size_t n_retry_delays; /* attempts - 1 for a task that retried; 0: none */
+  size_t n_retry_delays; /* attempts - 1 for a task that retried (the first 1024); 0: none */
 } tg_result;
 
 #define TG_RESULT_INIT { (uint32_t)sizeof(tg_result), 0, 0, NULL, NULL, NULL, 0, NULL, 0, -1, 0, 0, 0, 0, 0, 0, NULL, 0 }

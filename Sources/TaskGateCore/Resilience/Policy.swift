@@ -3,6 +3,11 @@ import CTaskGateSupport
 import Glibc
 #endif
 
+extension TaskPool {
+    /// A result records the delays of at most this many retries (the first ones).
+    public static let maxRecordedDelays = 1024
+}
+
 public struct RetryOptions: Sendable, Equatable {
     /// Calls in all, the first included; 1: no retries.
     public var maxAttempts = 1

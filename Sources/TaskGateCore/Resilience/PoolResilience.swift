@@ -376,11 +376,17 @@ extension TaskPool {
                 let u = PolicyRandom.unit(seed: policy.options.seed, stream: UInt64(i), n: UInt64(attempts))
                 delay = retry.backoff.delay(attempts, previous: r.pointee.last_delay_ns, unit: u)
             }
+            // A canceller may end the task while we are here, and its result
+            // is read at once: the buffer is made once and never moves, and
+            // the count is published after the value it covers.
             let n = Int(r.pointee.n_delays)
-            if let grown = realloc(r.pointee.delays, (n + 1) * 8) {
-                r.pointee.delays = grown.assumingMemoryBound(to: Int64.self)
-                r.pointee.delays[n] = delay
-                r.pointee.n_delays += 1
+            let room = min(retry.maxAttempts - 1, TaskPool.maxRecordedDelays)
+            if r.pointee.delays == nil, let b = malloc(room * 8) {
+                r.pointee.delays = b.assumingMemoryBound(to: Int64.self)
+            }
+            if n < room, let d = r.pointee.delays {
+                d[n] = delay
+                tgs_store_u32(&r.pointee.n_delays, UInt32(n + 1))
             }
             r.pointee.last_delay_ns = delay
             r.pointee.retry_after_ns = -1

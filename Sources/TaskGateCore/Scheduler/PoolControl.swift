@@ -275,7 +275,8 @@ extension TaskPool {
         if let r = tgs_policy_of(t) {
             v.flags |= r.pointee.flags
             v.statusCode = r.pointee.status_code
-            v.retryDelays = UnsafeBufferPointer(start: r.pointee.delays, count: Int(r.pointee.n_delays))
+            let n = Int(tgs_load_u32(&r.pointee.n_delays))  // the count first: it covers written values
+            v.retryDelays = UnsafeBufferPointer(start: n > 0 ? r.pointee.delays : nil, count: n)
         }
         switch status {
         case .succeeded, .failed:
