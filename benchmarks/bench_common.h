@@ -1,6 +1,6 @@
 /*
  * bench_common.h: failure reporting, timing and the RESULT line shared by
- * bench_taskgate.c and bench_policy.c. Include it after <taskgate.h>, with
+ * bench_taskgate.c and bench_policy.c, and the pool they run on. Include it after <taskgate.h>, with
  * BENCH_NAME (the program's name, for messages), N (tasks per measurement)
  * and MAX_REPS defined.
  */
@@ -8,6 +8,7 @@
 #define TASKGATE_BENCH_COMMON_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,30 @@ __attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...) {
   fprintf(stderr, "\n");
   va_end(ap);
   abort();
+}
+
+/* Generous bound on every wait: a hang becomes a loud failure, not a stuck
+   run. Override with TG_BENCH_TIMEOUT_MS. */
+static int64_t wait_timeout_ms = 300000;
+
+static tg_pool *new_pool(int workers) {
+  tg_pool_options o = TG_POOL_OPTIONS_INIT;
+  o.workers = (uint32_t)workers;
+  tg_pool *pool = NULL;
+  CHECK(tg_pool_create(&o, &pool));
+  return pool;
+}
+
+/* tg_pool_wait_all within wait_timeout_ms, or a report of how far it got. */
+static void wait_all_or_die(tg_pool *pool) {
+  int rc = tg_pool_wait_all(pool, wait_timeout_ms);
+  if (rc != TG_OK) {
+    tg_pool_stats st = TG_POOL_STATS_INIT;
+    tg_pool_stats_get(pool, &st);
+    fprintf(stderr, BENCH_NAME ": wait_all: submitted=%llu ended=%llu\n", (unsigned long long)st.submitted,
+            (unsigned long long)st.ended);
+    die("tg_pool_wait_all", rc);
+  }
 }
 
 static double now_s(void) {

@@ -56,10 +56,6 @@
 #define BENCH_NAME "bench_policy"
 #include "bench_common.h"
 
-/* Generous bound on every wait: a hang becomes a loud failure, not a stuck run.
-   Override with TG_BENCH_TIMEOUT_MS. */
-static int64_t wait_timeout_ms = 300000;
-
 /* ---- helpers -------------------------------------------------------------- */
 
 static double median(const double *v, int n) {
@@ -105,14 +101,6 @@ static const variant variants[] = {
 
 static tg_task_desc *descs; /* N descriptors, refilled per (rep, variant) */
 
-static tg_pool *new_pool(int workers) {
-  tg_pool_options o = TG_POOL_OPTIONS_INIT;
-  o.workers = (uint32_t)workers;
-  tg_pool *pool = NULL;
-  CHECK(tg_pool_create(&o, &pool));
-  return pool;
-}
-
 /* Makes the variant's policy in the pool (NULL for NONE). */
 static tg_policy *make_policy(tg_pool *pool, const variant *v, int workers) {
   if (v->attach == NONE) return NULL;
@@ -155,16 +143,8 @@ static double run_once(tg_pool *pool) {
     long c = N - i < BATCH ? N - i : BATCH;
     CHECK(tg_pool_submit_batch(pool, &descs[i], (size_t)c, NULL));
   }
-  int rc = tg_pool_wait_all(pool, wait_timeout_ms);
-  double t1 = now_s();
-  if (rc != TG_OK) {
-    tg_pool_stats st = TG_POOL_STATS_INIT;
-    tg_pool_stats_get(pool, &st);
-    fprintf(stderr, "bench_policy: wait_all: submitted=%llu ended=%llu\n",
-            (unsigned long long)st.submitted, (unsigned long long)st.ended);
-    die("tg_pool_wait_all", rc);
-  }
-  return t1 - t0;
+  wait_all_or_die(pool);
+  return now_s() - t0;
 }
 
 /* All N succeeded, none rejected; every 61st result (and the last) ran once,

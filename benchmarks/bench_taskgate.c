@@ -46,10 +46,6 @@
 #define BENCH_NAME "bench_taskgate"
 #include "bench_common.h"
 
-/* Generous bound on every wait: a hang becomes a loud failure, not a stuck run.
-   Override with TG_BENCH_TIMEOUT_MS. */
-static int64_t wait_timeout_ms = 300000;
-
 /* ---- helpers -------------------------------------------------------------- */
 
 static void sleep_us(long us) {
@@ -236,14 +232,6 @@ static void verify_dag_order(tg_pool *pool, const char *label) {
 
 enum mode { SINGLE, BATCH_SUBMIT };
 
-static tg_pool *new_pool(int workers) {
-  tg_pool_options o = TG_POOL_OPTIONS_INIT;
-  o.workers = (uint32_t)workers;
-  tg_pool *pool = NULL;
-  CHECK(tg_pool_create(&o, &pool));
-  return pool;
-}
-
 /* Submits descs[0..N) (one by one or by BATCH) and waits: the timed region. */
 static double run_once(tg_pool *pool, enum mode mode) {
   double t0 = now_s();
@@ -255,16 +243,8 @@ static double run_once(tg_pool *pool, enum mode mode) {
       CHECK(tg_pool_submit_batch(pool, &descs[i], (size_t)c, NULL));
     }
   }
-  int rc = tg_pool_wait_all(pool, wait_timeout_ms);
-  double t1 = now_s();
-  if (rc != TG_OK) {
-    tg_pool_stats st = TG_POOL_STATS_INIT;
-    tg_pool_stats_get(pool, &st);
-    fprintf(stderr, "bench_taskgate: wait_all: submitted=%llu ended=%llu\n",
-            (unsigned long long)st.submitted, (unsigned long long)st.ended);
-    die("tg_pool_wait_all", rc);
-  }
-  return t1 - t0;
+  wait_all_or_die(pool);
+  return now_s() - t0;
 }
 
 static void measure(const char *name, int workers, int reps, enum mode mode, int with_ids, int dag,

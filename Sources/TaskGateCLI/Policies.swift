@@ -154,8 +154,7 @@ enum PolicyFile {
             }
             if let c = try object("credentials", credentialFields) {
                 guard let e = c["env"] else { throw bad(c, "credentials", "needs 'env': the prefix of the environment variables holding the keys (secrets never go in a task file)") }
-                guard let prefix = e.string, !prefix.isEmpty,
-                      prefix.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
+                guard let prefix = e.string, CredentialRing.isValidPrefix(prefix) else {
                     throw bad(e, "credentials.env", "must be an environment variable name ([A-Za-z0-9_]), got \(e.string.map { "'\($0)'" } ?? e.kind)")
                 }
                 def.credentialsPrefix = prefix

@@ -141,7 +141,7 @@ final class Runner {
     let pool: TaskPool
     var processors: [PluginProcessor] = []   // per task
     var policies: [String: Policy] = [:]
-    var taskPolicies: [Policy?] = []          // per task
+    var taskPolicies: [(name: String, policy: Policy)?] = []  // per task
     let breakerEvents = BreakerEvents()
     let runId: String
     let started = tgs_monotonic_ns()
@@ -260,7 +260,8 @@ final class Runner {
         for def in file.tasks {
             let proc = try lookup(def.processor, def.node["processor"]!, "task '\(def.id)' field 'processor'")
             let values = try convertArguments(def, proc)
-            let policy = def.policy.map { policies[$0.0]! } ?? policies["default"]
+            let policyName = def.policy?.0 ?? (policies["default"] != nil ? "default" : nil)
+            let policy = policyName.map { policies[$0]! }
             if let policy, let fb = policy.options.fallbackPlugin, let owner = fb.pointee.owner {
                 let f = Unmanaged<PluginProcessor>.fromOpaque(owner).takeUnretainedValue()
                 if f.argumentTypes != proc.argumentTypes {
@@ -268,7 +269,7 @@ final class Runner {
                     throw UsageError("\(at): task '\(def.id)': its policy's fallback \(f.name) takes \(f.signature) but \(proc.name) takes \(proc.signature)")
                 }
             }
-            taskPolicies.append(policy)
+            taskPolicies.append(policyName.map { ($0, policies[$0]!) })
             if config.conflictResolution == "fail" {
                 for w in def.writes {
                     let key = PathNormalizer.normalize(w, base: file.folder)
@@ -368,7 +369,7 @@ final class Runner {
             s.lane = Int(1 - d.priority)
             s.critical = d.critical
             s.difficulty = d.difficulty
-            s.policy = taskPolicies[specs.count]
+            s.policy = taskPolicies[specs.count]?.policy
             s.key = d.key.map { strings.make($0) }
             if d.timeoutSeconds > 0 { s.timeoutNanoseconds = max(1, Int64(d.timeoutSeconds * 1e9)) }
             if let payload = d.payload {
@@ -496,11 +497,8 @@ final class Runner {
     /// What a policy did to the task: flags, status code, retry delays.
     func addPolicyFields(_ o: inout JSONObject, _ i: Int, _ r: TaskResultView) {
         guard i < taskPolicies.count, let p = taskPolicies[i] else { return }
-        o.add("policy", policies.first { $0.value === p }?.key)
-        let names = ["permanent", "retries_exhausted", "budget_exhausted", "breaker_open", "fallback",
-                     "credentials_exhausted", "exhausted_recovery", "limited", "rotated"]
-        let flags = names.enumerated().filter { r.flags & (1 << UInt32($0.offset)) != 0 }.map { JSONOut.quote($0.element) }
-        o.add(raw: "flags", "[" + flags.joined(separator: ",") + "]")
+        o.add("policy", p.name)
+        o.add(raw: "flags", "[" + ResultFlags.names(r.flags).map(JSONOut.quote).joined(separator: ",") + "]")
         o.add(raw: "status_code", r.statusCode == 0 ? "null" : String(r.statusCode))
         o.add(raw: "retry_delays_ms", "[" + r.retryDelays.map { JSONOut.number(Double($0) / 1e6) }.joined(separator: ",") + "]")
     }

@@ -76,10 +76,15 @@ public final class CredentialRing: @unchecked Sendable {
     /// `basePrefix` and `modelPrefix` default to the prefix's stem (the part
     /// before a trailing `_API_KEY` or `_KEY`) + `_BASE_URL` / `_MODEL`, as
     /// seed 000's ANTHROPIC_API_KEY_n, ANTHROPIC_BASE_URL_n, ANTHROPIC_MODEL_n.
+    /// An environment variable name: [A-Za-z0-9_]+.
+    public static func isValidPrefix(_ prefix: String) -> Bool {
+        !prefix.isEmpty && prefix.utf8.allSatisfy { $0 == UInt8(ascii: "_") || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
+    }
+
     public static func fromEnvironment(prefix: String, basePrefix: String? = nil, modelPrefix: String? = nil,
                                        environment: (String) -> String? = { getenv($0).map { String(cString: $0) } })
         throws(TaskGateError) -> [Credential] {
-        guard !prefix.isEmpty, prefix.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
+        guard isValidPrefix(prefix) else {
             throw .invalid("credential prefix '\(prefix)' must be a non-empty environment variable name ([A-Za-z0-9_])")
         }
         var stem = prefix

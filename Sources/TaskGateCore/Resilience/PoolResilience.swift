@@ -14,6 +14,13 @@ public enum ResultFlags {
     public static let exhaustedRecovery: UInt32 = 1 << 6
     public static let limited: UInt32 = 1 << 7
     public static let rotated: UInt32 = 1 << 8
+    /// Each bit's name, bit k at index k (as events and the Python door spell them).
+    public static let names = ["permanent", "retries_exhausted", "budget_exhausted", "breaker_open", "fallback",
+                               "credentials_exhausted", "exhausted_recovery", "limited", "rotated"]
+    /// The names of the bits set in `flags`, lowest bit first.
+    public static func names(_ flags: UInt32) -> [String] {
+        names.indices.filter { flags & (1 << UInt32($0)) != 0 }.map { names[$0] }
+    }
 }
 
 /// What a processor's return value says (TG_TASK_*).

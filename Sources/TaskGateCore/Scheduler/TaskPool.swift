@@ -521,10 +521,12 @@ public final class TaskPool: @unchecked Sendable {
 
         guard edges.reserve(batchEdges.count) else { throw refuse(.outOfMemory("no memory for \(batchEdges.count) dependency edges")) }
         // A try-submit takes its slot and tokens last: nothing is refused after.
-        for i in 0..<count where anyTryOnly && spec(i).tryOnly {
-            do { try tryAdmit(task(base + i), spec(i), i) } catch {
-                for k in 0..<i where spec(k).tryOnly { untryAdmit(task(base + k)) }
-                throw refuse(error)
+        if anyTryOnly {
+            for i in 0..<count where spec(i).tryOnly {
+                do { try tryAdmit(task(base + i), spec(i), i) } catch {
+                    for k in 0..<i where spec(k).tryOnly { untryAdmit(task(base + k)) }
+                    throw refuse(error)
+                }
             }
         }
 
