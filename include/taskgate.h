@@ -24,6 +24,8 @@
  *     free() them.
  *   - Handles (tg_pool *) are created by tg_pool_create() and released only by
  *     tg_pool_destroy(). Destroy functions accept NULL as a harmless no-op.
+ *   - Text the library makes for you (char **out_json parameters, since 0.5)
+ *     is yours: release it with tg_free().
  *
  * ERRORS
  *   Fallible functions return int: TG_OK (0) on success, a negative TG_E* code
@@ -58,11 +60,11 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define TG_VERSION_MAJOR 0
-#define TG_VERSION_MINOR 4
+#define TG_VERSION_MINOR 5
 #define TG_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, as tg_version() returns it. */
 #define TG_VERSION_NUMBER (TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH)
-#define TG_VERSION_STRING "0.4.0"
+#define TG_VERSION_STRING "0.5.0"
 
 /* The version of the library actually loaded, as TG_VERSION_NUMBER encodes it.
    Compare with TG_VERSION_NUMBER to detect a header/library mismatch: the
@@ -93,13 +95,17 @@ const char *tg_version_string(void);
   X(EINTERNAL, -15, "internal error")                                           \
   X(EPLUGIN, -16, "the plugin was refused")                                     \
   X(ETYPE, -17, "an argument does not match the processor's signature")        \
-  X(ELIMITED, -18, "a limit or circuit breaker refuses the task now")
+  X(ELIMITED, -18, "a limit or circuit breaker refuses the task now")          \
+  X(ELOCKED, -19, "the lock is held by another holder")                         \
+  X(ENOLCK, -20, "file locking does not work on this filesystem")              \
+  X(EUNSAFE, -21, "refused an unsafe path (a link, FIFO, socket or foreign file)") \
+  X(EIO, -22, "an operating system call failed")
 
 typedef enum tg_error {
 #define TG_ERROR_ENUM_(name, code, msg) TG_##name = code,
   TG_ERROR_TABLE(TG_ERROR_ENUM_)
 #undef TG_ERROR_ENUM_
-  TG_ERROR_LAST_ = -18
+  TG_ERROR_LAST_ = -22
 } tg_error;
 
 /* Static text for an error code ("unknown error" for codes it does not know).
@@ -240,9 +246,19 @@ typedef struct tg_pool_options {
   uint32_t max_recoveries;  /* recover calls per worker; 0: 5 */
   tg_recover_fn recover;    /* NULL: none */
   void *recover_user;
+  /* Since 0.5: cross-process locks for declared paths (see "file locks").
+     With lock_dir set, a task with reads or writes takes a shared (read) or
+     exclusive (write) file lock per path in that directory before its
+     processor runs, so other processes using the same directory exclude it
+     too. Its timeout does not cover that wait. NULL: in-process only. */
+  const char *lock_dir;          /* copied; created if missing */
+  int64_t lock_hold_timeout_ms;  /* in each lock's metadata; 0: 300000; < 0: no limit */
+  int64_t lock_wait_ms;          /* waiting for another process's lock; < 0 (or 0):
+                                    until the task is cancelled; running out
+                                    fails the task, naming the holder */
 } tg_pool_options;
 
-#define TG_POOL_OPTIONS_INIT { (uint32_t)sizeof(tg_pool_options), 0, 0, 0, NULL, 0, 0, NULL, NULL }
+#define TG_POOL_OPTIONS_INIT { (uint32_t)sizeof(tg_pool_options), 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0, 0 }
 
 /* Creates a pool and starts its workers. opts may be NULL for defaults.
    On success *out receives the handle (release it with tg_pool_destroy).
@@ -743,6 +759,84 @@ typedef struct tg_worker_health {
 
 /* Worker `worker`'s health (0 .. workers-1). Errors: TG_ERANGE. */
 int tg_pool_worker_health(tg_pool *pool, uint32_t worker, tg_worker_health *out);
+
+
+/* ---- file locks (since 0.5) ------------------------------------------------ */
+
+/* A cross-process lock on one key (a task id, a path: any text), held
+   through a lock file in a directory: one file per key, holding one line of
+   JSON about its holder (key, holder_id, pid, start_time, host, acquired_at,
+   timeout). The directory is created if missing, with a .gitignore.
+
+   A lock is taken over from its holder only when the holder is provably gone
+   (on this host: its pid is gone, or belongs to a process with another start
+   time) or held it past its own timeout; a holder on another host is judged
+   only by its timeout. Exclusive holders write metadata; shared holders do
+   not, and are never taken over (the kernel frees a dead one's lock).
+   Lock files are never followed through symbolic links; a FIFO, socket or
+   device at a lock path is refused (TG_EUNSAFE) without blocking; a
+   filesystem where locking does not work gives TG_ENOLCK.
+
+   A tg_lock is one holder: use it from one thread at a time. Two tg_locks on
+   the same key exclude each other, in one process or in two. */
+typedef struct tg_lock tg_lock;
+
+#define TG_LOCK_SHARED (1u << 0) /* a shared (read) lock; default exclusive */
+
+typedef struct tg_lock_options {
+  uint32_t struct_size;     /* sizeof(tg_lock_options) */
+  uint32_t flags;           /* TG_LOCK_* */
+  const char *holder_id;    /* in the metadata; copied; NULL: "pid-<pid>" */
+  int64_t hold_timeout_ms;  /* after this others may take it over; 0: 300000
+                               (5 minutes); < 0: no limit */
+} tg_lock_options;
+
+#define TG_LOCK_OPTIONS_INIT { (uint32_t)sizeof(tg_lock_options), 0, NULL, 0 }
+
+/* Makes a lock handle for `key` in `dir` (both copied; opts may be NULL).
+   Takes nothing yet. Errors: TG_EINVAL (NULL or empty dir/key), TG_EVERSION,
+   TG_ENOTFOUND / TG_EIO (the directory cannot be made or opened), TG_ENOMEM. */
+int tg_lock_open(const char *dir, const char *key, const tg_lock_options *opts, tg_lock **out);
+/* Takes the lock, waiting up to timeout_ms (0: try once; < 0: forever),
+   polling with a growing delay (50 us to 20 ms). TG_ELOCKED when a live
+   holder keeps it (tg_last_error() names the holder); TG_EINVAL when this
+   handle already holds it; TG_EUNSAFE, TG_ENOLCK, TG_EIO as above. */
+int tg_lock_acquire(tg_lock *lock, int64_t timeout_ms);
+/* Releases it (the metadata is emptied first). TG_EINVAL if not held. */
+int tg_lock_release(tg_lock *lock);
+/* 1 while this handle holds the lock and its file is still the one at the
+   path (0 after a release, or once a takeover past the hold timeout replaced
+   it), 0 otherwise or for NULL. */
+int tg_lock_held(const tg_lock *lock);
+/* 1 when the last acquire took the lock over from a stale holder (dead,
+   reused pid, past its timeout); then, if meta_json is not NULL, the old
+   holder's metadata as JSON (release with tg_free). 0 otherwise. */
+int tg_lock_took_over(const tg_lock *lock, char **meta_json);
+/* Releases the lock if held and frees the handle. NULL is a no-op. */
+int tg_lock_close(tg_lock *lock);
+
+/* The scoped form: takes the lock (as tg_lock_acquire), calls fn(user),
+   releases the lock whatever fn returns, and stores fn's return value in
+   *out_result (may be NULL). Returns TG_OK when fn ran, else the acquire error
+   (fn not called). */
+int tg_lock_with(const char *dir, const char *key, const tg_lock_options *opts, int64_t timeout_ms,
+                 int (*fn)(void *user), void *user, int *out_result);
+
+/* The locks in dir, as a JSON array of {"file", "state" ("free", "held",
+   "shared", "stale", "unsafe"), and for exclusive holders "key", "holder_id",
+   "pid", "host", "acquired_at", "timeout"; "stale_reason" and
+   "stale_detail" when stale; "note"}. stale_after_ms judges locks whose
+   metadata cannot be read (they are stale once older than that; <= 0:
+   never). *out_json is yours (tg_free). */
+int tg_locks_list(const char *dir, int64_t stale_after_ms, char **out_json);
+/* Removes every lock file in dir that is free or stale (seed 000:
+   clean_all_stale_locks), never one a live holder has. *out_cleaned (may be
+   NULL) receives the count of stale locks removed; *out_json (may be NULL)
+   {"cleaned": [entries as tg_locks_list], "removed_idle": n, "kept": [...]}. */
+int tg_locks_clean(const char *dir, int64_t stale_after_ms, size_t *out_cleaned, char **out_json);
+
+/* Frees text the library made for you (out_json parameters). NULL is fine. */
+void tg_free(void *p);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,10 @@ func fail(_ e: TaskGateError) -> Int32 {
     case .pluginRefused: code = TG_EPLUGIN
     case .argumentMismatch: code = TG_ETYPE
     case .limited: code = TG_ELIMITED
+    case .locked: code = TG_ELOCKED
+    case .lockUnsupported: code = TG_ENOLCK
+    case .unsafePath: code = TG_EUNSAFE
+    case .io: code = TG_EIO
     }
     return fail(code, e.description)
 }
@@ -76,7 +80,7 @@ func fail(_ e: TaskGateError) -> Int32 {
 @_cdecl("tg_version")
 public func tg_version() -> Int32 { Int32(TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH) }
 
-private let versionString: StaticString = "0.4.0"
+private let versionString: StaticString = "0.5.0"
 
 @_cdecl("tg_version_string")
 public func tg_version_string() -> UnsafePointer<CChar> {

@@ -16,7 +16,7 @@ public func tg_pool_create(_ opts: UnsafePointer<tg_pool_options>?,
     var config = PoolConfiguration()
     if let opts {
         let size = opts.pointee.struct_size
-        guard size == UInt32(MemoryLayout<tg_pool_options>.size) || size == poolOptionsSize03 else {
+        guard size == UInt32(MemoryLayout<tg_pool_options>.size) || size == poolOptionsSize03 || size == poolOptionsSize04 else {
             return fail(TG_EVERSION, "tg_pool_create: opts->struct_size is \(size), this library knows \(MemoryLayout<tg_pool_options>.size) (use TG_POOL_OPTIONS_INIT)")
         }
         if size > poolOptionsSize03 {
@@ -30,6 +30,14 @@ public func tg_pool_create(_ opts: UnsafePointer<tg_pool_options>?,
                 config.recover = unsafeBitCast(f, to: RecoverHook.self)
                 config.recoverUser = opts.pointee.recover_user
             }
+        }
+        if size > poolOptionsSize04, let d = opts.pointee.lock_dir {
+            let path = String(cString: d)
+            do { config.lockDirectory = try LockDirectory(path) } catch { return fail(error) }
+            let hold = opts.pointee.lock_hold_timeout_ms
+            config.lockHoldTimeout = hold == 0 ? 300 : hold < 0 ? 0 : Double(hold) / 1000
+            let wait = opts.pointee.lock_wait_ms
+            config.lockWait = wait <= 0 ? -1 : Double(wait) / 1000
         }
         let known = TG_POOL_ALLOW_READ_WRITE_OVERLAP
         guard opts.pointee.flags & ~known == 0 else {
@@ -88,6 +96,8 @@ private let descSize02 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_d
 /// tg_task_desc as 0.3 knew it (before policy, key).
 private let descSize03 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.policy)!)
 private let poolOptionsSize03 = UInt32(MemoryLayout<tg_pool_options>.offset(of: \tg_pool_options.clock)!)
+/// tg_pool_options as 0.4 knew it (before lock_dir).
+private let poolOptionsSize04 = UInt32(MemoryLayout<tg_pool_options>.offset(of: \tg_pool_options.lock_dir)!)
 @inline(__always) private func knownDescSize(_ n: UInt32) -> Bool {
     n == descSize || n == descSize03 || n == descSize02 || n == descSize01
 }

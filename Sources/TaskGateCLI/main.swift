@@ -9,7 +9,7 @@ import TaskGateCore
 import Glibc
 #endif
 
-let version = "0.4.0"
+let version = "0.5.0"
 
 let mainHelp = """
 usage: taskgate <command> [options]

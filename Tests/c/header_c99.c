@@ -15,7 +15,7 @@ static const struct {
 #undef HEADER_C99_ROW_
 
 /* A C99 compile-time check: a negative array size fails the build. */
-typedef char header_c99_last_code_[(TG_ERROR_LAST_ == TG_ELIMITED) ? 1 : -1];
+typedef char header_c99_last_code_[(TG_ERROR_LAST_ == TG_EIO) ? 1 : -1];
 typedef char header_c99_version_[(TG_VERSION_NUMBER == TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 +
                                   TG_VERSION_PATCH) ? 1 : -1];
 

@@ -252,6 +252,45 @@ static inline void tgs_call_on_end(const tgs_task_extra *x, void *pool, uint64_t
   ((tgs_end_fn)x->on_end)(pool, seq, status, x->on_end_user);
 }
 
+
+/* ---- file locks (locks.c) ------------------------------------------------ */
+
+enum { TGS_FILE_REGULAR = 1, TGS_FILE_DIRECTORY, TGS_FILE_SYMLINK, TGS_FILE_FIFO, TGS_FILE_SOCKET, TGS_FILE_OTHER };
+typedef struct tgs_file_info {
+  uint64_t dev, ino;
+  int64_t size, mtime_ns;
+  uint32_t mode, uid;
+  int32_t kind; /* TGS_FILE_* */
+} tgs_file_info;
+
+#define TGS_OPEN_CREATE 1
+#define TGS_OPEN_EXCL 2
+/* Returned by tgs_lock_open for something that is not a regular file (a FIFO,
+   socket, device or directory); *info says what it was. */
+#define TGS_ENOTREG (-100000)
+/* Opens `name` in `dirfd` read-write, never following a symbolic link (ELOOP),
+   never blocking on a FIFO, close-on-exec, created 0644 (masked by the umask)
+   with TGS_OPEN_CREATE. Returns the fd, or -errno, or TGS_ENOTREG; *info is
+   the opened file's. */
+int tgs_lock_open(int dirfd, const char *name, int flags, tgs_file_info *info);
+int tgs_lstat_at(int dirfd, const char *name, tgs_file_info *info);
+int tgs_fstat_info(int fd, tgs_file_info *info);
+
+enum { TGS_LOCK_NONE = 0, TGS_LOCK_READ = 1, TGS_LOCK_WRITE = 2 };
+/* An open-file-description lock (F_OFD_SETLK / F_OFD_SETLKW) on the one byte
+   at `start`; type TGS_LOCK_NONE unlocks. 0 or -errno. */
+int tgs_ofd_lock(int fd, int type, int64_t start, int wait);
+/* Who would block a lock of `type` on byte `start`: TGS_LOCK_* or -errno. */
+int tgs_ofd_query(int fd, int type, int64_t start);
+int tgs_errno_busy(int negerr);
+int tgs_errno_unsupported(int negerr);
+/* The process's start time in clock ticks since boot (/proc/PID/stat field
+   22), or -1 when there is no such process. */
+int64_t tgs_proc_start_time(int32_t pid);
+const char *tgs_strerror_neg(int negerr);
+/* Tests: make every lock call fail with errno `err` (0 stops it). */
+void tgs_lock_inject_fault(int err);
+
 #ifdef __cplusplus
 }
 #endif

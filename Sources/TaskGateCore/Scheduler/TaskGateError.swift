@@ -19,10 +19,20 @@ public enum TaskGateError: Error, Equatable, CustomStringConvertible {
     case argumentMismatch(String)
     /// A limit or breaker said no to a non-blocking submission.
     case limited(String)
+    /// A file lock is held by another holder (try-acquire, or a wait that ran out).
+    case locked(String)
+    /// File locking does not work on this filesystem.
+    case lockUnsupported(String)
+    /// A path that must not be used: a symbolic link, FIFO, socket or device
+    /// at a lock path, or another user's file in a directory others may write.
+    case unsafePath(String)
+    /// An operating-system call failed (the message names it and the path).
+    case io(String)
 
     public var description: String {
         switch self {
-        case .invalid(let s), .outOfMemory(let s), .outOfRange(let s), .pluginRefused(let s), .argumentMismatch(let s), .limited(let s):
+        case .invalid(let s), .outOfMemory(let s), .outOfRange(let s), .pluginRefused(let s), .argumentMismatch(let s), .limited(let s),
+             .locked(let s), .lockUnsupported(let s), .unsafePath(let s), .io(let s):
             return s
         case .duplicateId(let id): return "task '\(id)': a task with this id already exists"
         case .unknownDependency(let task, let dep):

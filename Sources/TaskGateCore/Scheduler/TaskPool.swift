@@ -78,6 +78,16 @@ public struct PoolConfiguration: @unchecked Sendable {
     /// Recovers a worker after failures of plain tasks (plugin tasks use their plugin's hook).
     public var recover: RecoverHook? = nil
     public var recoverUser: UnsafeMutableRawPointer? = nil
+    /// Cross-process locks for declared paths: before a task with reads or
+    /// writes runs, it takes a shared (read) or exclusive (write) file lock
+    /// per path here, in one global order, so other processes honouring the
+    /// same directory exclude it too. nil: in-process exclusion only.
+    public var lockDirectory: LockDirectory? = nil
+    /// Written into each lock's metadata: how long a holder may keep it (s; 0: no limit).
+    public var lockHoldTimeout: Double = 300
+    /// How long a task waits for another process's locks (s; negative: until
+    /// it is cancelled). Running out fails the task, naming the holder.
+    public var lockWait: Double = -1
     public init(workers: Int = 0, maxConcurrency: Int = 0, allowReadWriteOverlap: Bool = false) {
         self.workers = workers
         self.maxConcurrency = maxConcurrency
@@ -160,6 +170,9 @@ public final class TaskPool: @unchecked Sendable {
     let sleepWords: UnsafeMutablePointer<UInt32>
     var workers: [Worker] = []
     let pathGate: PathGate
+    let lockDirectory: LockDirectory?
+    let lockHoldTimeout: Double
+    let lockWait: Double
     /// Plugins loaded into this pool.
     public let plugins = PluginRegistry()
     /// Created with the pool; its thread starts with the first timeout.
@@ -258,6 +271,9 @@ public final class TaskPool: @unchecked Sendable {
         sleepWords = UnsafeMutableRawPointer.allocate(byteCount: n * 64, alignment: 64).bindMemory(to: UInt32.self, capacity: n * 16)
         sleepWords.initialize(repeating: 0, count: n * 16)
         pathGate = PathGate(allowReadWriteOverlap: configuration.allowReadWriteOverlap)
+        lockDirectory = configuration.lockDirectory
+        lockHoldTimeout = configuration.lockHoldTimeout
+        lockWait = configuration.lockWait
         permits.pointee = UInt32(maxConcurrency)
         for w in 0..<n { workers.append(Worker(index: w, pool: self)) }
         deadlines = DeadlineTimer(pool: self) { pool, i, attempt in pool.timeOut(i, attempt: attempt) }

@@ -224,6 +224,18 @@ extension TaskPool {
             if hasPaths { releasePaths(i, worker: w.index) }
             return
         }
+        var fileLocks: [FileLock] = []
+        if hasPaths, let dir = lockDirectory {
+            do {
+                fileLocks = try takeFileLocks(i, t, dir)
+            } catch {
+                tgs_store_u32(w.busy, 0)
+                w.lastEnd = 0
+                endEarly(i, t, w, .failed, "\(error)")
+                releasePaths(i, worker: w.index)
+                return
+            }
+        }
         let clockFree = w.lastEnd != 0 && t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS | TGS_TASK_HAS_DEPS) == 0
         let start = clockFree ? max(w.lastEnd, t.pointee.ready_ns) : tgs_monotonic_ns()
         let hasPolicy = t.pointee.flags & UInt8(TGS_TASK_HAS_POLICY) != 0
@@ -235,6 +247,7 @@ extension TaskPool {
             if admission == .deferred {
                 tgs_store_u32(w.busy, 0)
                 w.lastEnd = 0
+                for l in fileLocks { try? l.release() }
                 if hasPaths { releasePaths(i, worker: w.index) }
                 return
             }
@@ -254,6 +267,7 @@ extension TaskPool {
         tgs_store_u32(w.busy, 0)
         let end = tgs_monotonic_ns()
         w.lastEnd = end
+        if !fileLocks.isEmpty { for l in fileLocks { try? l.release() } }
         if hasPaths { releasePaths(i, worker: w.index) }
         // Worker health: one worker-local load on success.
         var health = (recover: false, exhausted: false)
@@ -289,6 +303,36 @@ extension TaskPool {
     /// where it can be. A store to the task's own record: no shared counter.
     @inline(__always) func releaseProcessor(_ t: UnsafeMutablePointer<tgs_task>) {
         if t.pointee.flags & UInt8(TGS_TASK_PLUGIN) != 0 { tgs_store_u8(&t.pointee.released, 1) }
+    }
+
+    /// Takes the cross-process lock of each declared path of task `i`
+    /// (exclusive for a write, shared for a read), in the order of their lock
+    /// file names: every process takes them in one order, so no two wait on
+    /// each other. The task already holds these paths inside this process.
+    private func takeFileLocks(_ i: Int32, _ t: UnsafeMutablePointer<tgs_task>, _ dir: LockDirectory) throws(TaskGateError) -> [FileLock] {
+        let start = Int(t.pointee.extra.pointee.paths_start), n = Int(t.pointee.extra.pointee.paths_count)
+        var wanted: [(name: String, key: String, write: Bool)] = []
+        submitLock.lock()
+        for k in start..<(start + n) {
+            let c = claim(k).pointee
+            let key = paths.text(Int(c >> 1))
+            wanted.append((LockDirectory.fileName(forKey: key), key, c & 1 != 0))
+        }
+        submitLock.unlock()
+        wanted.sort { $0.name < $1.name }
+        let holder = "pid-\(getpid()) task " + describe(t.pointee.id, Int(i), quoted: false)
+        var held: [FileLock] = []
+        do {
+            for w in wanted {
+                let l = try FileLock(directory: dir, key: w.key, holderId: holder, holdTimeout: lockHoldTimeout, shared: !w.write)
+                try l.acquire(timeout: lockWait) { tgs_load_u32(&t.pointee.state) != UInt32(TGS_STATE_RUNNING) }
+                held.append(l)
+            }
+        } catch {
+            for l in held { try? l.release() }
+            throw error
+        }
+        return held
     }
 
     private func releasePaths(_ i: Int32, worker: Int) {

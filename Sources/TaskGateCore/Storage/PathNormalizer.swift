@@ -108,6 +108,11 @@ struct PathTable {
 
     func release() { arena.release() }
 
+    /// The path with id `id`, as text. Under the same lock as `intern`.
+    func text(_ id: Int) -> String {
+        String(decoding: UnsafeRawBufferPointer(start: keys[id].bytes, count: keys[id].count), as: UTF8.self)
+    }
+
     /// The id of the path in `bytes[0 ..< n]`, interning a copy when new; nil
     /// when out of memory.
     mutating func intern(_ bytes: UnsafePointer<UInt8>, _ n: Int) -> Int32? {

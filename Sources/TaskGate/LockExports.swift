@@ -1,0 +1,210 @@
+import CTaskGateABI
+import CTaskGateSupport
+import TaskGateCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - File locks
+
+/// A tg_lock handle: a magic word and the retained FileLock.
+struct LockHandle {
+    var magic: UInt64
+    var lock: Unmanaged<FileLock>
+}
+private let lockMagic: UInt64 = 0x7467_6c6f_636b_0001
+
+@inline(__always) private func lockObject(_ p: OpaquePointer?, _ function: StaticString) -> FileLock? {
+    guard let p else {
+        _ = fail(TG_EINVAL, "\(function): lock is NULL")
+        return nil
+    }
+    let h = UnsafeMutablePointer<LockHandle>(p)
+    guard h.pointee.magic == lockMagic else {
+        _ = fail(TG_EBADHANDLE, "\(function): \(p) is not a live tg_lock (closed, or never opened)")
+        return nil
+    }
+    return h.pointee.lock.takeUnretainedValue()
+}
+
+/// Reads tg_lock_options; a message when they are bad.
+private func lockSettings(_ opts: UnsafePointer<tg_lock_options>?, _ function: String) -> Result<(String?, Double, Bool), TaskGateError> {
+    guard let o = opts else { return .success((nil, 300, false)) }
+    guard o.pointee.struct_size == UInt32(MemoryLayout<tg_lock_options>.size) else {
+        return .failure(.invalid("\(function): opts->struct_size is \(o.pointee.struct_size), this library knows \(MemoryLayout<tg_lock_options>.size) (use TG_LOCK_OPTIONS_INIT)"))
+    }
+    guard o.pointee.flags & ~TG_LOCK_SHARED == 0 else {
+        return .failure(.invalid("\(function): unknown flags 0x\(String(o.pointee.flags & ~TG_LOCK_SHARED, radix: 16))"))
+    }
+    let h = o.pointee.hold_timeout_ms
+    return .success((o.pointee.holder_id.map { String(cString: $0) }, h == 0 ? 300 : h < 0 ? 0 : Double(h) / 1000,
+                     o.pointee.flags & TG_LOCK_SHARED != 0))
+}
+
+private func makeLock(_ dir: UnsafePointer<CChar>?, _ key: UnsafePointer<CChar>?, _ opts: UnsafePointer<tg_lock_options>?,
+                      _ function: String) -> Result<FileLock, TaskGateError> {
+    guard let dir, dir.pointee != 0 else { return .failure(.invalid("\(function): dir is NULL or empty")) }
+    guard let key, key.pointee != 0 else { return .failure(.invalid("\(function): key is NULL or empty")) }
+    if let o = opts, o.pointee.struct_size != UInt32(MemoryLayout<tg_lock_options>.size) {
+        return .failure(.invalid("\(function): opts->struct_size is \(o.pointee.struct_size), this library knows \(MemoryLayout<tg_lock_options>.size) (use TG_LOCK_OPTIONS_INIT)"))
+    }
+    let settings: (String?, Double, Bool)
+    switch lockSettings(opts, function) {
+    case .success(let s): settings = s
+    case .failure(let e): return .failure(e)
+    }
+    do {
+        let d = try LockDirectory(String(cString: dir))
+        return .success(try FileLock(directory: d, key: String(cString: key), holderId: settings.0,
+                                     holdTimeout: settings.1, shared: settings.2))
+    } catch {
+        return .failure(error)
+    }
+}
+
+private func versionFailure(_ e: TaskGateError, _ opts: UnsafePointer<tg_lock_options>?) -> Int32 {
+    if let o = opts, o.pointee.struct_size != UInt32(MemoryLayout<tg_lock_options>.size) { return fail(TG_EVERSION, e.description) }
+    return fail(e)
+}
+
+@_cdecl("tg_lock_open")
+public func tg_lock_open(_ dir: UnsafePointer<CChar>?, _ key: UnsafePointer<CChar>?, _ opts: UnsafePointer<tg_lock_options>?,
+                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guard let out else { return fail(TG_EINVAL, "tg_lock_open: out is NULL") }
+    out.pointee = nil
+    switch makeLock(dir, key, opts, "tg_lock_open") {
+    case .failure(let e): return versionFailure(e, opts)
+    case .success(let l):
+        let h = UnsafeMutablePointer<LockHandle>.allocate(capacity: 1)
+        h.initialize(to: LockHandle(magic: lockMagic, lock: .passRetained(l)))
+        out.pointee = OpaquePointer(h)
+        return ok()
+    }
+}
+
+private func acquire(_ l: FileLock, _ timeoutMs: Int64) throws(TaskGateError) {
+    if timeoutMs == 0 {
+        guard try l.tryAcquire() else {
+            throw .locked("lock '\(l.key)' (\(l.directory.path)/\(l.file)) is held\(holderText(l))")
+        }
+    } else {
+        try l.acquire(timeout: timeoutMs < 0 ? -1 : Double(timeoutMs) / 1000)
+    }
+}
+
+private func holderText(_ l: FileLock) -> String {
+    guard let h = l.lastHolder else { return l.shared ? "" : " (by shared holders or a holder whose metadata is not written yet)" }
+    return " by \(h.holderId) (pid \(h.pid) on \(h.host), since \(JSONText.iso8601(h.acquiredAt)))"
+}
+
+@_cdecl("tg_lock_acquire")
+public func tg_lock_acquire(_ p: OpaquePointer?, _ timeoutMs: Int64) -> Int32 {
+    guard let l = lockObject(p, "tg_lock_acquire") else { return p == nil ? TG_EINVAL.rawValue : TG_EBADHANDLE.rawValue }
+    do { try acquire(l, timeoutMs) } catch { return fail(error) }
+    return ok()
+}
+
+@_cdecl("tg_lock_release")
+public func tg_lock_release(_ p: OpaquePointer?) -> Int32 {
+    guard let l = lockObject(p, "tg_lock_release") else { return p == nil ? TG_EINVAL.rawValue : TG_EBADHANDLE.rawValue }
+    do { try l.release() } catch { return fail(error) }
+    return ok()
+}
+
+@_cdecl("tg_lock_held")
+public func tg_lock_held(_ p: OpaquePointer?) -> Int32 {
+    guard let p else { return 0 }
+    let h = UnsafeMutablePointer<LockHandle>(p)
+    guard h.pointee.magic == lockMagic else { return 0 }
+    return h.pointee.lock.takeUnretainedValue().verify() ? 1 : 0
+}
+
+@_cdecl("tg_lock_took_over")
+public func tg_lock_took_over(_ p: OpaquePointer?, _ meta: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    meta?.pointee = nil
+    guard let p else { return 0 }
+    let h = UnsafeMutablePointer<LockHandle>(p)
+    guard h.pointee.magic == lockMagic else { return 0 }
+    let l = h.pointee.lock.takeUnretainedValue()
+    guard l.tookOver else { return 0 }
+    if let meta, let m = l.tookOverFrom {
+        var text = m.json
+        if text.hasSuffix("\n") { text.removeLast() }
+        meta.pointee = strdup(text)
+    }
+    return 1
+}
+
+@_cdecl("tg_lock_close")
+public func tg_lock_close(_ p: OpaquePointer?) -> Int32 {
+    guard let p else { return ok() }
+    let h = UnsafeMutablePointer<LockHandle>(p)
+    guard h.pointee.magic == lockMagic else {
+        return fail(TG_EBADHANDLE, "tg_lock_close: \(p) is not a live tg_lock (closed, or never opened)")
+    }
+    h.pointee.magic = 0
+    let l = h.pointee.lock.takeRetainedValue()
+    if l.isHeld { try? l.release() }
+    h.deallocate()
+    return ok()
+}
+
+@_cdecl("tg_lock_with")
+public func tg_lock_with(_ dir: UnsafePointer<CChar>?, _ key: UnsafePointer<CChar>?, _ opts: UnsafePointer<tg_lock_options>?,
+                         _ timeoutMs: Int64, _ fn: (@convention(c) (UnsafeMutableRawPointer?) -> Int32)?,
+                         _ user: UnsafeMutableRawPointer?, _ result: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guard let fn else { return fail(TG_EINVAL, "tg_lock_with: fn is NULL") }
+    let l: FileLock
+    switch makeLock(dir, key, opts, "tg_lock_with") {
+    case .failure(let e): return versionFailure(e, opts)
+    case .success(let x): l = x
+    }
+    do { try acquire(l, timeoutMs) } catch { return fail(error) }
+    let rc = fn(user)
+    try? l.release()
+    result?.pointee = rc
+    return ok()
+}
+
+private func directory(_ dir: UnsafePointer<CChar>?, _ function: String) throws(TaskGateError) -> LockDirectory {
+    guard let dir, dir.pointee != 0 else { throw .invalid("\(function): dir is NULL or empty") }
+    return try LockDirectory(String(cString: dir), create: false)
+}
+
+@_cdecl("tg_locks_list")
+public func tg_locks_list(_ dir: UnsafePointer<CChar>?, _ staleAfterMs: Int64,
+                          _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    guard let out else { return fail(TG_EINVAL, "tg_locks_list: out_json is NULL") }
+    out.pointee = nil
+    do {
+        let d = try directory(dir, "tg_locks_list")
+        let entries = d.list(staleAfter: staleAfterMs > 0 ? Double(staleAfterMs) / 1000 : 0)
+        out.pointee = strdup("[" + entries.map(\.json).joined(separator: ",") + "]")
+    } catch {
+        return fail(error)
+    }
+    return ok()
+}
+
+@_cdecl("tg_locks_clean")
+public func tg_locks_clean(_ dir: UnsafePointer<CChar>?, _ staleAfterMs: Int64, _ cleaned: UnsafeMutablePointer<Int>?,
+                           _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    out?.pointee = nil
+    cleaned?.pointee = 0
+    do {
+        let d = try directory(dir, "tg_locks_clean")
+        let r = d.cleanStale(staleAfter: staleAfterMs > 0 ? Double(staleAfterMs) / 1000 : 0)
+        cleaned?.pointee = r.cleaned.count
+        if let out {
+            out.pointee = strdup("{\"cleaned\":[" + r.cleaned.map(\.json).joined(separator: ",") + "],\"removed_idle\":\(r.removedIdle),\"kept\":["
+                + r.kept.map(\.json).joined(separator: ",") + "]}")
+        }
+    } catch {
+        return fail(error)
+    }
+    return ok()
+}
+
+@_cdecl("tg_free")
+public func tg_free(_ p: UnsafeMutableRawPointer?) { free(p) }

@@ -1,0 +1,210 @@
+import CTaskGateSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A directory of lock files, one per key, with a `.gitignore` that keeps
+/// them out of version control. Holds the directory open, so lock files are
+/// always opened relative to the same directory even if its path is renamed.
+public final class LockDirectory: @unchecked Sendable {
+    public let path: String
+    let fd: Int32
+    /// Others may write here (a sticky /tmp-like directory): a lock file
+    /// owned by another user there may be a trap and is refused.
+    let othersWritable: Bool
+
+    /// Opens (and with `create`, makes, parents included) the directory.
+    public init(_ path: String, create: Bool = true) throws(TaskGateError) {
+        guard !path.isEmpty else { throw .invalid("lock directory: the path is empty") }
+        guard !path.utf8.contains(0) else { throw .invalid("lock directory: the path contains a NUL byte") }
+        if create { try LockDirectory.makeDirectories(path) }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            if e == ENOENT { throw .notFound("lock directory '\(path)' does not exist") }
+            if e == ENOTDIR { throw .invalid("lock directory '\(path)' is not a directory") }
+            throw .io("lock directory '\(path)': open: \(String(cString: strerror(e)))")
+        }
+        var info = tgs_file_info()
+        _ = tgs_fstat_info(fd, &info)
+        self.path = path
+        self.fd = fd
+        self.othersWritable = info.mode & UInt32(S_IWOTH) != 0
+        if create {
+            let g = openat(fd, ".gitignore", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if g >= 0 {
+                let text = "*\n!.gitignore\n"
+                _ = text.withCString { write(g, $0, strlen($0)) }
+                close(g)
+            }
+        }
+    }
+
+    deinit { close(fd) }
+
+    private static func makeDirectories(_ path: String) throws(TaskGateError) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += part
+            if mkdir(prefix, 0o755) != 0 {
+                let e = errno
+                if e != EEXIST {
+                    throw .io("lock directory '\(path)': cannot create '\(prefix)': \(String(cString: strerror(e)))")
+                }
+            }
+            prefix += "/"
+        }
+    }
+
+    /// The lock file's name for `key`: `k_KEY.lock` when the key is short and
+    /// made of `[A-Za-z0-9._-]` (not starting with '.'); otherwise
+    /// `h_TAIL_HASH.lock` with the key's last 60 bytes made safe and a 64-bit
+    /// FNV-1a hash of the whole key. The two forms cannot collide; two keys
+    /// sharing a hash share a lock (more exclusion, never less).
+    public static func fileName(forKey key: String) -> String {
+        let u = Array(key.utf8)
+        func safe(_ c: UInt8) -> Bool {
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2e || c == 0x5f || c == 0x2d
+        }
+        if !u.isEmpty, u.count <= 100, u[0] != 0x2e, u.allSatisfy(safe) { return "k_" + key + ".lock" }
+        var h: UInt64 = 0xcbf29ce484222325
+        for c in u { h = (h ^ UInt64(c)) &* 0x100000001b3 }
+        let tail = u.suffix(60).map { safe($0) ? $0 : 0x5f }
+        let hex = String(h, radix: 16)
+        return "h_" + String(decoding: tail, as: UTF8.self) + "_" + String(repeating: "0", count: 16 - hex.count) + hex + ".lock"
+    }
+
+    /// Names of the lock files here (and takeover leftovers when `leftovers`).
+    func lockFileNames(leftovers: Bool = false) -> [String] {
+        let dup = dup(fd)
+        guard dup >= 0, let d = fdopendir(dup) else { return [] }
+        defer { closedir(d) }
+        rewinddir(d)
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name.hasSuffix(".lock") || (leftovers && name.contains(".lock.tk")) { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    // MARK: - Inspection
+
+    public enum State: String, Sendable { case free, held, shared, stale, unsafe }
+
+    /// One lock file as `list` sees it.
+    public struct Entry: Sendable {
+        public var file: String
+        public var state: State
+        /// The exclusive holder's metadata, when the file holds readable metadata.
+        public var metadata: LockMetadata?
+        public var staleReason: StaleReason?
+        /// What is wrong with an unsafe entry, or why metadata is unreadable.
+        public var note: String?
+
+        public var json: String {
+            var s = "{\"file\":" + JSONText.quote(file) + ",\"state\":\"\(state.rawValue)\""
+            if let m = metadata {
+                s += ",\"key\":" + JSONText.quote(m.key) + ",\"holder_id\":" + JSONText.quote(m.holderId)
+                s += ",\"pid\":\(m.pid),\"host\":" + JSONText.quote(m.host)
+                s += ",\"acquired_at\":" + JSONText.quote(JSONText.iso8601(m.acquiredAt)) + ",\"timeout\":" + JSONText.number(m.timeout)
+            }
+            if let r = staleReason { s += ",\"stale_reason\":\"\(r.code)\",\"stale_detail\":" + JSONText.quote(r.description) }
+            if let n = note { s += ",\"note\":" + JSONText.quote(n) }
+            return s + "}"
+        }
+    }
+
+    /// The state of every lock file, by file name. `staleAfter` judges
+    /// exclusive locks whose metadata cannot be read (seconds; 0: never stale).
+    public func list(staleAfter: Double) -> [Entry] {
+        lockFileNames().map { inspect(file: $0, staleAfter: staleAfter) }
+    }
+
+    /// The state of `key`'s lock right now (free when no file exists).
+    public func inspect(key: String, staleAfter: Double) -> Entry {
+        inspect(file: LockDirectory.fileName(forKey: key), staleAfter: staleAfter)
+    }
+
+    func inspect(file: String, staleAfter: Double) -> Entry {
+        var info = tgs_file_info()
+        let f = tgs_lock_open(fd, file, 0, &info)
+        if f == -ENOENT { return Entry(file: file, state: .free) }
+        if f < 0 {
+            return Entry(file: file, state: .unsafe, note: FileLock.describeOpenFailure(f, info: info, file: file, dir: path))
+        }
+        defer { close(f) }
+        let q = tgs_ofd_query(f, Int32(TGS_LOCK_WRITE), 0)
+        if q == Int32(TGS_LOCK_NONE) {
+            // Free. Metadata left behind means its holder ended without
+            // releasing it (died): stale, for whoever takes it next.
+            guard info.size > 0 else { return Entry(file: file, state: .free) }
+            let m = FileLock.readMetadata(f, size: info.size)
+            let reason = m.flatMap { StaleReason.judge($0, fileMtimeNs: info.mtime_ns, fallbackTimeout: 0) } ?? .holderDead(pid: m?.pid ?? 0)
+            return Entry(file: file, state: .stale, metadata: m, staleReason: reason,
+                         note: m == nil ? "metadata unreadable (\(info.size) bytes); nobody holds the lock" : "nobody holds the lock; its holder ended without releasing it")
+        }
+        if q == Int32(TGS_LOCK_READ) { return Entry(file: file, state: .shared) }
+        if q < 0 { return Entry(file: file, state: .unsafe, note: "cannot query the lock: \(String(cString: tgs_strerror_neg(q)))") }
+        let m = FileLock.readMetadata(f, size: info.size)
+        let reason = StaleReason.judge(m, fileMtimeNs: info.mtime_ns, fallbackTimeout: staleAfter)
+        return Entry(file: file, state: reason == nil ? .held : .stale, metadata: m, staleReason: reason,
+                     note: m == nil ? "metadata unreadable (\(info.size) bytes)" : nil)
+    }
+
+    // MARK: - Cleaning
+
+    public struct CleanReport: Sendable {
+        /// Stale locks taken from dead or timed-out holders and removed.
+        public var cleaned: [Entry] = []
+        /// Lock files nobody held, removed.
+        public var removedIdle: Int = 0
+        /// Held by live holders, or unsafe: left alone.
+        public var kept: [Entry] = []
+    }
+
+    /// Removes every lock file that is free or stale (seed: clean_all_stale_locks),
+    /// and leftovers of interrupted takeovers. Never removes a lock a live
+    /// holder has: each file is removed while this process holds its lock
+    /// and its guard byte, so no acquirer can slip in between.
+    public func cleanStale(staleAfter: Double) -> CleanReport {
+        var report = CleanReport()
+        for name in lockFileNames(leftovers: true) {
+            if !name.hasSuffix(".lock") {
+                // A takeover that died before its rename: remove it if nobody holds it.
+                var info = tgs_file_info()
+                let f = tgs_lock_open(fd, name, 0, &info)
+                guard f >= 0 else { continue }
+                if tgs_ofd_lock(f, Int32(TGS_LOCK_WRITE), 0, 0) == 0 { unlinkat(fd, name, 0) }
+                close(f)
+                continue
+            }
+            let before = inspect(file: name, staleAfter: staleAfter)
+            switch before.state {
+            case .held, .shared, .unsafe:
+                report.kept.append(before)
+                continue
+            case .free, .stale:
+                break
+            }
+            let lock = FileLock(directory: self, file: name, key: before.metadata?.key ?? name, holderId: "taskgate-clean",
+                                holdTimeout: staleAfter, shared: false)
+            do {
+                guard try lock.tryAcquire() else { report.kept.append(inspect(file: name, staleAfter: staleAfter)); continue }
+                if try lock.removeWhileHeld() {
+                    if before.state == .stale || lock.tookOver {
+                        report.cleaned.append(before)
+                    } else {
+                        report.removedIdle += 1
+                    }
+                }
+                try lock.release()
+            } catch {
+                report.kept.append(Entry(file: name, state: .unsafe, note: "\(error)"))
+            }
+        }
+        return report
+    }
+}
