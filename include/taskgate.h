@@ -835,6 +835,78 @@ int tg_locks_list(const char *dir, int64_t stale_after_ms, char **out_json);
    {"cleaned": [entries as tg_locks_list], "removed_idle": n, "kept": [...]}. */
 int tg_locks_clean(const char *dir, int64_t stale_after_ms, size_t *out_cleaned, char **out_json);
 
+
+/* ---- parallel execution gates (since 0.5) --------------------------------- */
+
+/* Seed 003's gates, over the same conflict model the scheduler runs by:
+   paths are normalised as at submission (relative ones from base_dir),
+   write-write conflicts are always serialised, read-write ones unless
+   TG_GATE_ALLOW_READ_WRITE_OVERLAP (the pool flag's twin), and tasks naming
+   one shared-state key never run together. */
+typedef struct tg_gate_task {
+  uint32_t struct_size;       /* sizeof(tg_gate_task) */
+  const char *id;             /* required, unique in the list */
+  const char *const *deps;    /* ids it depends on; ids outside the list are
+                                 taken as done (reported as external) */
+  size_t n_deps;
+  const char *const *reads;
+  size_t n_reads;
+  const char *const *writes;
+  size_t n_writes;
+  const char *const *shared;  /* shared mutable state keys ("db:orders") */
+  size_t n_shared;
+  int32_t difficulty;         /* >= 0; summed against max_complexity */
+} tg_gate_task;
+
+#define TG_GATE_TASK_INIT { (uint32_t)sizeof(tg_gate_task), NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0 }
+
+#define TG_GATE_ALLOW_READ_WRITE_OVERLAP (1u << 0)
+/* Also sample CPU load, memory and open files (validate only). */
+#define TG_GATE_CHECK_SYSTEM (1u << 1)
+
+typedef struct tg_gate_options {
+  uint32_t struct_size;        /* sizeof(tg_gate_options) */
+  uint32_t flags;              /* TG_GATE_* */
+  uint32_t max_parallel_tasks; /* 0: 5 (the seed's) */
+  uint32_t active_tasks;       /* already running elsewhere */
+  int64_t max_complexity;      /* 0: 30 (the seed's) */
+  double cpu_threshold;        /* load per CPU; 0: 0.80 */
+  double memory_threshold;     /* fraction of RAM in use; 0: 0.70 */
+  const char *lock_dir;        /* validate: report paths locked there now; NULL: skip */
+  const char *base_dir;        /* relative paths from here; NULL: the current directory */
+} tg_gate_options;
+
+#define TG_GATE_OPTIONS_INIT { (uint32_t)sizeof(tg_gate_options), 0, 0, 0, 0, 0.0, 0.0, NULL, NULL }
+
+/* Validates tasks[0 .. n) as one parallel group (array stride:
+   tasks[0].struct_size). *out_can_parallel (may be NULL) gets 1 or 0;
+   *out_json (may be NULL) the report, seed 003's JSON field for field
+   ("can_parallel", "task_count", "file_conflicts" [{"task1", "task2", "file",
+   "type": "blocking"|"warning"|"info"}], "circular_dependencies" [[ids, each
+   depending on the next, the first repeated]], "lock_issues" [{"task",
+   "file"}], "resource_capacity" {"max_parallel_tasks", "requested",
+   "available"}, "context_budget" {"total_complexity", "max_complexity",
+   "within_budget"}, "recommendations") plus extra fields; yours (tg_free).
+   Errors: TG_EINVAL (an empty or duplicate id, a negative difficulty, NULL
+   lists with counts; tg_last_error() names the task), TG_EVERSION. */
+int tg_gate_validate(const tg_gate_task *tasks, size_t n, const tg_gate_options *opts,
+                     int *out_can_parallel, char **out_json);
+
+/* Conflict-free batches for tasks[0 .. n): {"batches": [[ids]], "batch_count",
+   "task_count", "external_dependencies", "notes", ...}. Every batch validates
+   as parallel (a lone task over the budget gets a batch of its own and a
+   note), every task comes after its dependencies, same input, same output.
+   TG_ECYCLE when the dependencies form a cycle (named in tg_last_error()). */
+int tg_gate_suggest(const tg_gate_task *tasks, size_t n, const tg_gate_options *opts, char **out_json);
+
+/* A cycle check on an integer graph: edge i says node from[i] depends on node
+   to[i] (nodes 0 .. n_nodes). *out_cycles gets the number of cyclic strongly
+   connected components (0: acyclic); *out_json (may be NULL) one cycle per
+   component as [[nodes, first repeated], ...]. TG_ERANGE for a node out of
+   range (naming the edge). */
+int tg_gate_find_cycles(size_t n_nodes, const uint32_t *from, const uint32_t *to, size_t n_edges,
+                        size_t *out_cycles, char **out_json);
+
 /* Frees text the library made for you (out_json parameters). NULL is fine. */
 void tg_free(void *p);
 

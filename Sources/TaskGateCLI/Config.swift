@@ -40,7 +40,7 @@ enum ConfigValue: Equatable {
 /// One configuration key: the seed's names (seed 003's parallel-execution
 /// config and its environment variables), under the TASKGATE_ prefix.
 struct ConfigKey {
-    enum Kind { case int(ClosedRange<Int>), seconds, bool, choice([String]), delays }
+    enum Kind { case int(ClosedRange<Int>), seconds, bool, choice([String]), delays, text }
     let name: String
     let environment: String
     let flag: String
@@ -66,6 +66,8 @@ struct ConfigKey {
             }
         case .choice:
             return check(.string(name == "log_level" ? t.uppercased() : t))
+        case .text:
+            return check(.string(t))
         case .delays:
             var out: [Double] = []
             for part in t.split(separator: ",", omittingEmptySubsequences: false) {
@@ -91,6 +93,9 @@ struct ConfigKey {
         case .choice:
             guard let v = n.string else { return .failure(.init("expected a string, got \(n.kind)")) }
             return check(.string(name == "log_level" ? v.uppercased() : v))
+        case .text:
+            guard let v = n.string else { return .failure(.init("expected a string, got \(n.kind)")) }
+            return check(.string(v))
         case .delays:
             guard let a = n.array else { return .failure(.init("expected an array of seconds, got \(n.kind)")) }
             var out: [Double] = []
@@ -110,6 +115,10 @@ struct ConfigKey {
             return d.isFinite && d > 0 && d <= 31_536_000 ? .success(v) : .failure(.init("\(JSONOut.number(d)) must be more than 0 seconds and at most a year"))
         case (.choice(let options), .string(let s)):
             return options.contains(s) ? .success(v) : .failure(.init("'\(s)' is not one of \(options.joined(separator: ", "))"))
+        case (.text, .string(let s)):
+            if s.isEmpty { return .failure(.init("the path is empty (use 'off' for no cross-process locks)")) }
+            if s.utf8.contains(0) { return .failure(.init("the path contains a NUL byte")) }
+            return .success(v)
         case (.delays, .doubles(let ds)):
             if ds.isEmpty { return .failure(.init("the list is empty")) }
             if ds.count > 100 { return .failure(.init("more than 100 delays")) }
@@ -138,6 +147,9 @@ enum ConfigKeys {
                   kind: .int(1...1_000_000), defaultValue: .int(30), help: "budget for the sum of task difficulties in one parallel group (gates)"),
         ConfigKey(name: "lock_timeout_seconds", environment: "TASKGATE_LOCK_TIMEOUT", flag: "--lock-timeout",
                   kind: .seconds, defaultValue: .double(30), help: "how long a file lock may be held before it counts as stale (locks)"),
+        ConfigKey(name: "lock_dir", environment: "TASKGATE_LOCK_DIR", flag: "--lock-dir",
+                  kind: .text, defaultValue: .string(".taskgate/locks"),
+                  help: "cross-process lock directory for declared reads and writes, from the task file's folder ('off': none)"),
         ConfigKey(name: "retry_delays", environment: "TASKGATE_RETRY_DELAYS", flag: "--retry-delays",
                   kind: .delays, defaultValue: .doubles([0.1, 0.5, 1.0, 2.0]), help: "seconds to wait before each retry, for policies whose retry gives neither delays_s nor base_delay_s"),
         ConfigKey(name: "conflict_resolution", environment: "TASKGATE_CONFLICT_RESOLUTION", flag: "--conflict-resolution",
@@ -171,6 +183,9 @@ struct Config {
     var monitoring: Bool { if case .bool(let v) = self["enable_monitoring"] { return v }; return true }
     var logLevel: String { if case .string(let v) = self["log_level"] { return v }; return "INFO" }
     var retryDelays: [Double] { if case .doubles(let v) = self["retry_delays"] { return v }; return [0.1, 0.5, 1.0, 2.0] }
+    var lockDir: String { if case .string(let v) = self["lock_dir"] { return v }; return ".taskgate/locks" }
+    var lockTimeout: Double { if case .double(let v) = self["lock_timeout_seconds"] { return v }; return 30 }
+    var maxComplexity: Int { if case .int(let v) = self["max_context_complexity"] { return v }; return 30 }
     var conflictResolution: String { if case .string(let v) = self["conflict_resolution"] { return v }; return "sequential" }
 
     mutating func set(_ name: String, _ v: ConfigValue, _ source: ConfigSource, _ origin: String) {

@@ -116,6 +116,9 @@ struct RunOptions {
     var quiet = false
     var resultsPath: String? = nil
     var configPath: String? = nil
+    /// run --validate: the fallback ("batches" or "sequential"), nil: no validation.
+    var validate: String? = nil
+    var progressive = false
     var flags: [(ConfigKey, String)] = []
 }
 
@@ -163,8 +166,18 @@ final class Runner {
         let noColor = getenv("NO_COLOR").map { String(cString: $0) }.map { !$0.isEmpty } ?? false
         color = tty && !noColor
         let workers = config.workers == 0 ? config.maxParallel : config.workers
+        var pc = PoolConfiguration(workers: workers, maxConcurrency: config.maxParallel)
+        if config.lockDir != "off", file.tasks.contains(where: { !$0.reads.isEmpty || !$0.writes.isEmpty }) {
+            let dir = absolute(config.lockDir, from: file.folder)
+            do {
+                pc.lockDirectory = try LockDirectory(dir)
+            } catch {
+                throw UsageError("lock_dir \(dir): \(error.description)")
+            }
+            pc.lockHoldTimeout = config.lockTimeout
+        }
         do {
-            pool = try TaskPool(PoolConfiguration(workers: workers, maxConcurrency: config.maxParallel))
+            pool = try TaskPool(pc)
         } catch {
             throw UsageError("cannot start the worker pool: \(error.description)")
         }
@@ -336,7 +349,8 @@ final class Runner {
 
     // MARK: running
 
-    func submit(_ parts: [TaskSpecParts]) throws(UsageError) {
+    /// Submits `parts`, the tasks from position `offset` of the run's order.
+    func submit(_ parts: [TaskSpecParts], offset: Int = 0) throws(UsageError) {
         let strings = CStrings()
         var specs: [TaskSpec] = []
         specs.reserveCapacity(parts.count)
@@ -364,12 +378,14 @@ final class Runner {
             s.arguments = UnsafeBufferPointer(start: vb.baseAddress, count: p.values.count)
             s.dependencies = list(d.dependsOn, paths: false)
             s.reads = list(d.reads, paths: true)
-            s.writes = list(d.writes, paths: true)
+            // A shared-state key is a path no file has: the scheduler (and the
+            // cross-process locks) then keep two tasks naming it apart.
+            s.writes = list(d.writes + d.shared.map { "/taskgate-shared/" + $0 }, paths: true)
             s.group = d.group.map { strings.make($0) }
             s.lane = Int(1 - d.priority)
             s.critical = d.critical
             s.difficulty = d.difficulty
-            s.policy = taskPolicies[specs.count]?.policy
+            s.policy = taskPolicies[offset + specs.count]?.policy
             s.key = d.key.map { strings.make($0) }
             if d.timeoutSeconds > 0 { s.timeoutNanoseconds = max(1, Int64(d.timeoutSeconds * 1e9)) }
             if let payload = d.payload {
@@ -385,14 +401,43 @@ final class Runner {
         }
     }
 
-    /// Runs until every task ended; returns the exit status.
-    func run(_ parts: [TaskSpecParts]) throws(UsageError) -> Int32 {
-        if !parts.isEmpty { try submit(parts) }
-        let total = parts.count
+    /// Runs until every task ended; returns the exit status. With `phases`
+    /// (lists of task indices, from the gates), each phase is submitted once
+    /// the one before it has ended.
+    func run(_ given: [TaskSpecParts], phases: [[Int]]? = nil) throws(UsageError) -> Int32 {
+        var parts = given
+        var sizes = [parts.count]
+        if let phases {
+            // Submission order is the pool's task order: put the per-task
+            // tables in that order too.
+            let order = phases.flatMap { $0 }
+            parts = order.map { given[$0] }
+            processors = order.map { processors[$0] }
+            taskPolicies = order.map { taskPolicies[$0] }
+            sizes = phases.map(\.count)
+        }
+        var phase = 0
+        var submitted = sizes.first ?? 0
+        if submitted > 0 { try submit(Array(parts[0..<submitted])) }
+        var total = parts.count
         var cursor: UInt64 = 0
         let debug = config.logLevel == "DEBUG"
         let progress = tty && !options.quiet && config.monitoring && config.logLevel != "ERROR"
         while ended < total {
+            if ended == submitted && phase + 1 < sizes.count {
+                if interruptMode > 0 {
+                    total = submitted  // interrupted between phases: the rest never starts
+                    break
+                }
+                phase += 1
+                var o = eventBase("phase_started")
+                o.add("phase", phase + 1)
+                o.add("phases", sizes.count)
+                o.add(raw: "tasks", "[" + parts[submitted..<(submitted + sizes[phase])].map { JSONOut.quote($0.def.id) }.joined(separator: ",") + "]")
+                event(o)
+                try submit(Array(parts[submitted..<(submitted + sizes[phase])]), offset: submitted)
+                submitted += sizes[phase]
+            }
             handleInterrupts(total)
             var i: Int32 = -1
             do { i = try pool.nextCompleted(cursor: &cursor, timeout: 100_000_000) } catch {}

@@ -14,6 +14,9 @@ struct TaskDef {
     var dependsOn: [String] = []
     var reads: [String] = []
     var writes: [String] = []
+    /// Shared mutable state the task touches (keys such as "db:orders"): two
+    /// tasks naming one key never run at once (gates: shared state).
+    var shared: [String] = []
     var difficulty: Int32 = 0
     var timeoutSeconds: Double = 0
     var group: String? = nil
@@ -38,10 +41,11 @@ struct TaskFile {
 
     static let taskFields: Set<String> = ["id", "processor", "args", "priority", "depends_on", "reads", "writes",
                                           "difficulty", "timeout_s", "group", "critical", "payload", "description",
-                                          "policy", "key"]
+                                          "policy", "key", "shared"]
 
     /// Reads and checks a task file. Errors name the file, line:column, task and field.
-    static func load(_ path: String) throws(UsageError) -> TaskFile {
+    /// `cycles: false` leaves dependency cycles to the caller (validate reports them).
+    static func load(_ path: String, cycles: Bool = true) throws(UsageError) -> TaskFile {
         let bytes = try readWholeFile(path, what: "task file")
         let root: Node
         do { root = try JSONReader.parse(bytes) } catch {
@@ -53,13 +57,13 @@ struct TaskFile {
         if let slash = full.lastIndex(of: "/") { full = String(full[..<slash]) }
         if full.isEmpty { full = "/" }
         var f = TaskFile(path: path, folder: full, root: root, config: nil)
-        try f.check()
+        try f.check(cycles: cycles)
         return f
     }
 
     private func at(_ n: Node) -> String { "\(path):\(n.position)" }
 
-    private mutating func check() throws(UsageError) {
+    private mutating func check(cycles: Bool) throws(UsageError) {
         guard let top = root.members else { throw UsageError("\(at(root)): a task file is a JSON object, got \(root.kind)") }
         for (k, n) in top where !["version", "config", "plugins", "policies", "tasks", "description", "$schema"].contains(k) {
             throw UsageError("\(at(n)): unknown top-level field '\(k)' (known: version, config, plugins, policies, tasks, description, $schema)")
@@ -102,7 +106,7 @@ struct TaskFile {
                 throw UsageError("\(at(dn)): task '\(def.id)' field 'depends_on': no task has the id '\(d)'")
             }
         }
-        try checkCycles()
+        if cycles { try checkCycles() }
     }
 
     /// Finds a dependency cycle before anything loads, naming it and where
@@ -196,6 +200,7 @@ struct TaskFile {
         }
         def.reads = try strings("reads")
         def.writes = try strings("writes")
+        def.shared = try strings("shared")
         if let d = n["difficulty"] {
             guard let v = d.int64, v >= 0, v <= 1_000_000 else { throw bad(d, "difficulty", "must be an integer 0 .. 1000000") }
             def.difficulty = Int32(v)

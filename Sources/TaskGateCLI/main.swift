@@ -20,6 +20,9 @@ commands:
   run FILE          run the task file FILE (JSON)
   config [FILE]     print the effective configuration and where each value came from
   plugins PATH...   list the processors of plugin files and their signatures
+  validate FILE [ID...]  check whether tasks can run in parallel (seed 003 gates report)
+  suggest FILE [ID...]   conflict-free execution batches for tasks
+  locks list|clean  show or clean the cross-process lock directory
   help [COMMAND]    this text, or a command's
   --version         print the version
 
@@ -31,7 +34,9 @@ let runHelp = """
 usage: taskgate run FILE [options]
 
 Runs every task of FILE on a worker pool: dependencies first, higher priority
-first, never two tasks writing the same file at once. Relative paths in FILE
+first, never two tasks writing the same file at once, nor two naming the same
+"shared" key; declared reads and writes are also locked across processes in
+lock_dir (.taskgate/locks beside FILE; 'taskgate help locks'). Relative paths in FILE
 (plugins, reads, writes) are taken from FILE's folder, and processors run with
 that folder as their working directory.
 
@@ -41,6 +46,13 @@ options:
   --quiet, -q           no progress line and no summary (errors still go to stderr)
   --results PATH        write every task's result to PATH (JSON, written atomically)
   --config PATH         a JSON file of configuration keys (also TASKGATE_CONFIG)
+  --validate[=FALLBACK] check the gates first (see 'taskgate help validate'); when the
+                        tasks cannot all run in parallel, run the suggested batches one
+                        after another (FALLBACK batches, the default) or one task at a
+                        time in dependency order (sequential)
+  --progressive         progressive batching (seed 003): batches of 2, then 3, then 5
+                        tasks in dependency order, each validated first and run one
+                        task at a time when it cannot run in parallel
 \(configFlagsHelp)
 
 A live progress line goes to stderr when it is a terminal (NO_COLOR turns off colour).
@@ -58,6 +70,7 @@ Task file:
    "plugins": {"text": "plugins/libtext.so"},
    "tasks": [{"id": "a", "processor": "text.upper", "args": ["in.txt", "out/in.txt"],
               "priority": "high", "depends_on": [], "reads": ["in.txt"], "writes": ["out/in.txt"],
+              "shared": ["db:orders"],
               "difficulty": 3, "timeout_s": 30, "group": "g1", "critical": true, "payload": "...",
               "policy": "api", "key": "api.example.com"}],
    "policies": {"api": {
@@ -158,7 +171,19 @@ func commandRun(_ args: [String]) -> Int32 {
     var opts = RunOptions(file: "")
     var positional: [String] = []
     do throws(UsageError) {
-        try parseCommon(args, allowJSON: true, into: &opts, positional: &positional)
+        var rest: [String] = []
+        for a in args {
+            if a == "--validate" { opts.validate = "batches" }
+            else if a.hasPrefix("--validate=") {
+                let mode = String(a.dropFirst("--validate=".count))
+                guard mode == "batches" || mode == "sequential" else {
+                    throw UsageError("--validate=\(mode): the fallback must be 'batches' or 'sequential'")
+                }
+                opts.validate = mode
+            } else if a == "--progressive" { opts.progressive = true }
+            else { rest.append(a) }
+        }
+        try parseCommon(rest, allowJSON: true, into: &opts, positional: &positional)
         guard positional.count == 1 else {
             throw UsageError(positional.isEmpty ? "run needs a task file (taskgate run FILE)" : "run takes one task file, got \(positional.count): \(positional.joined(separator: " "))")
         }
@@ -176,7 +201,8 @@ func commandRun(_ args: [String]) -> Int32 {
         let runner = try Runner(options: opts, file: file, config: config)
         guard chdir(file.folder) == 0 else { throw UsageError("\(file.folder): cannot enter the task file's folder: \(errnoText())") }
         let parts = try runner.prepare()
-        return try runner.run(parts)
+        let phases = try validatedPhases(opts, file: file, config: config, runner: runner)
+        return try runner.run(parts, phases: phases)
     } catch {
         fail(error.message)
     }
@@ -287,17 +313,22 @@ switch command {
 case "run": status = commandRun(rest)
 case "config": status = commandConfig(rest)
 case "plugins": status = commandPlugins(rest)
+case "locks": status = commandLocks(rest)
+case "validate": status = commandValidate(rest, suggest: false)
+case "suggest": status = commandValidate(rest, suggest: true)
 case "help", "--help", "-h":
     switch rest.first {
     case "run": stdoutStream.write(runHelp + "\n")
     case "config": stdoutStream.write(configHelp + "\n")
     case "plugins": stdoutStream.write(pluginsHelp + "\n")
+    case "locks": stdoutStream.write(locksHelp + "\n")
+    case "validate", "suggest": stdoutStream.write(validateHelp + "\n")
     case nil: stdoutStream.write(mainHelp + "\n")
-    case let other?: fail("no help for '\(other)': commands are run, config, plugins")
+    case let other?: fail("no help for '\(other)': commands are run, validate, suggest, locks, config, plugins")
     }
     status = 0
 case "--version", "version": stdoutStream.line("taskgate \(version)"); status = 0
 case "": stderrStream.write(mainHelp + "\n"); status = 2
-default: fail("unknown command '\(command)' (commands: run, config, plugins; see 'taskgate help')")
+default: fail("unknown command '\(command)' (commands: run, validate, suggest, locks, config, plugins; see 'taskgate help')")
 }
 exit(status)
