@@ -91,8 +91,9 @@ private func inputFailure(_ e: TaskGateError) -> Int32 {
 }
 
 @_cdecl("tg_gate_validate")
-public func tg_gate_validate(_ tasks: UnsafePointer<tg_gate_task>?, _ n: Int, _ opts: UnsafePointer<tg_gate_options>?,
+public func tg_gate_validate(_ tasks: UnsafePointer<tg_gate_task>?, _ nIn: UInt, _ opts: UnsafePointer<tg_gate_options>?,
                              _ can: UnsafeMutablePointer<Int32>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    let n = Int(clamping: nIn)
     out?.pointee = nil
     can?.pointee = 0
     let input: ([GateTask], GateOptions, String?)
@@ -125,8 +126,9 @@ public func tg_gate_validate(_ tasks: UnsafePointer<tg_gate_task>?, _ n: Int, _ 
 }
 
 @_cdecl("tg_gate_suggest")
-public func tg_gate_suggest(_ tasks: UnsafePointer<tg_gate_task>?, _ n: Int, _ opts: UnsafePointer<tg_gate_options>?,
+public func tg_gate_suggest(_ tasks: UnsafePointer<tg_gate_task>?, _ nIn: UInt, _ opts: UnsafePointer<tg_gate_options>?,
                             _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    let n = Int(clamping: nIn)
     guard let out else { return fail(TG_EINVAL, "tg_gate_suggest: out_json is NULL") }
     out.pointee = nil
     let input: ([GateTask], GateOptions, String?)
@@ -143,8 +145,9 @@ public func tg_gate_suggest(_ tasks: UnsafePointer<tg_gate_task>?, _ n: Int, _ o
 }
 
 @_cdecl("tg_gate_find_cycles")
-public func tg_gate_find_cycles(_ nNodes: Int, _ from: UnsafePointer<UInt32>?, _ to: UnsafePointer<UInt32>?, _ nEdges: Int,
-                                _ count: UnsafeMutablePointer<Int>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+public func tg_gate_find_cycles(_ nNodesIn: UInt, _ from: UnsafePointer<UInt32>?, _ to: UnsafePointer<UInt32>?, _ nEdgesIn: UInt,
+                                _ count: UnsafeMutablePointer<UInt>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    let nNodes = Int(clamping: nNodesIn), nEdges = Int(clamping: nEdgesIn)
     out?.pointee = nil
     count?.pointee = 0
     guard nNodes >= 0, nNodes < Int(Int32.max), nEdges >= 0, nEdges < Int(Int32.max) else {
@@ -156,7 +159,7 @@ public func tg_gate_find_cycles(_ nNodes: Int, _ from: UnsafePointer<UInt32>?, _
     do {
         // Values above Int32.max read as negative and are refused as out of range.
         let cycles = try gateFindCycles(nodeCount: nNodes, from: f, to: t)
-        count?.pointee = cycles.count
+        count?.pointee = UInt(cycles.count)
         if let out {
             out.pointee = strdup("[" + cycles.map { "[" + $0.map { String(UInt32(bitPattern: $0)) }.joined(separator: ",") + "]" }.joined(separator: ",") + "]")
         }

@@ -8,24 +8,24 @@ import Glibc
 
 // MARK: - File locks
 
-/// A tg_lock handle: a magic word and the retained FileLock.
-struct LockHandle {
-    var magic: UInt64
-    var lock: Unmanaged<FileLock>
-}
-private let lockMagic: UInt64 = 0x7467_6c6f_636b_0001
+private let lockMagic: UInt64 = TG_LOCK_MAGIC
 
-@inline(__always) private func lockObject(_ p: OpaquePointer?, _ function: StaticString) -> FileLock? {
+/// The FileLock behind a live handle, or nil for NULL (an error set) or a dead handle.
+@inline(__always) private func lockObject(_ p: UnsafePointer<tg_lock>?, _ function: StaticString) -> FileLock? {
     guard let p else {
         _ = fail(TG_EINVAL, "\(function): lock is NULL")
         return nil
     }
-    let h = UnsafeMutablePointer<LockHandle>(p)
-    guard h.pointee.magic == lockMagic else {
+    guard p.pointee.magic == lockMagic, let e = p.pointee.engine else {
         _ = fail(TG_EBADHANDLE, "\(function): \(p) is not a live tg_lock (closed, or never opened)")
         return nil
     }
-    return h.pointee.lock.takeUnretainedValue()
+    return Unmanaged<FileLock>.fromOpaque(e).takeUnretainedValue()
+}
+
+private func liveLock(_ p: UnsafePointer<tg_lock>?) -> FileLock? {
+    guard let p, p.pointee.magic == lockMagic, let e = p.pointee.engine else { return nil }
+    return Unmanaged<FileLock>.fromOpaque(e).takeUnretainedValue()
 }
 
 /// Reads tg_lock_options; a message when they are bad.
@@ -70,15 +70,15 @@ private func versionFailure(_ e: TaskGateError, _ opts: UnsafePointer<tg_lock_op
 
 @_cdecl("tg_lock_open")
 public func tg_lock_open(_ dir: UnsafePointer<CChar>?, _ key: UnsafePointer<CChar>?, _ opts: UnsafePointer<tg_lock_options>?,
-                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+                         _ out: UnsafeMutablePointer<UnsafeMutablePointer<tg_lock>?>?) -> Int32 {
     guard let out else { return fail(TG_EINVAL, "tg_lock_open: out is NULL") }
     out.pointee = nil
     switch makeLock(dir, key, opts, "tg_lock_open") {
     case .failure(let e): return versionFailure(e, opts)
     case .success(let l):
-        let h = UnsafeMutablePointer<LockHandle>.allocate(capacity: 1)
-        h.initialize(to: LockHandle(magic: lockMagic, lock: .passRetained(l)))
-        out.pointee = OpaquePointer(h)
+        let h = UnsafeMutablePointer<tg_lock>.allocate(capacity: 1)
+        h.initialize(to: tg_lock(magic: lockMagic, engine: Unmanaged.passRetained(l).toOpaque()))
+        out.pointee = h
         return ok()
     }
 }
@@ -99,35 +99,28 @@ private func holderText(_ l: FileLock) -> String {
 }
 
 @_cdecl("tg_lock_acquire")
-public func tg_lock_acquire(_ p: OpaquePointer?, _ timeoutMs: Int64) -> Int32 {
+public func tg_lock_acquire(_ p: UnsafeMutablePointer<tg_lock>?, _ timeoutMs: Int64) -> Int32 {
     guard let l = lockObject(p, "tg_lock_acquire") else { return p == nil ? TG_EINVAL.rawValue : TG_EBADHANDLE.rawValue }
     do { try acquire(l, timeoutMs) } catch { return fail(error) }
     return ok()
 }
 
 @_cdecl("tg_lock_release")
-public func tg_lock_release(_ p: OpaquePointer?) -> Int32 {
+public func tg_lock_release(_ p: UnsafeMutablePointer<tg_lock>?) -> Int32 {
     guard let l = lockObject(p, "tg_lock_release") else { return p == nil ? TG_EINVAL.rawValue : TG_EBADHANDLE.rawValue }
     do { try l.release() } catch { return fail(error) }
     return ok()
 }
 
 @_cdecl("tg_lock_held")
-public func tg_lock_held(_ p: OpaquePointer?) -> Int32 {
-    guard let p else { return 0 }
-    let h = UnsafeMutablePointer<LockHandle>(p)
-    guard h.pointee.magic == lockMagic else { return 0 }
-    return h.pointee.lock.takeUnretainedValue().verify() ? 1 : 0
+public func tg_lock_held(_ p: UnsafePointer<tg_lock>?) -> Int32 {
+    liveLock(p)?.verify() == true ? 1 : 0
 }
 
 @_cdecl("tg_lock_took_over")
-public func tg_lock_took_over(_ p: OpaquePointer?, _ meta: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+public func tg_lock_took_over(_ p: UnsafePointer<tg_lock>?, _ meta: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     meta?.pointee = nil
-    guard let p else { return 0 }
-    let h = UnsafeMutablePointer<LockHandle>(p)
-    guard h.pointee.magic == lockMagic else { return 0 }
-    let l = h.pointee.lock.takeUnretainedValue()
-    guard l.tookOver else { return 0 }
+    guard let l = liveLock(p), l.tookOver else { return 0 }
     if let meta, let m = l.tookOverFrom {
         var text = m.json
         if text.hasSuffix("\n") { text.removeLast() }
@@ -137,14 +130,14 @@ public func tg_lock_took_over(_ p: OpaquePointer?, _ meta: UnsafeMutablePointer<
 }
 
 @_cdecl("tg_lock_close")
-public func tg_lock_close(_ p: OpaquePointer?) -> Int32 {
-    guard let p else { return ok() }
-    let h = UnsafeMutablePointer<LockHandle>(p)
-    guard h.pointee.magic == lockMagic else {
-        return fail(TG_EBADHANDLE, "tg_lock_close: \(p) is not a live tg_lock (closed, or never opened)")
+public func tg_lock_close(_ h: UnsafeMutablePointer<tg_lock>?) -> Int32 {
+    guard let h else { return ok() }
+    guard h.pointee.magic == lockMagic, let e = h.pointee.engine else {
+        return fail(TG_EBADHANDLE, "tg_lock_close: \(h) is not a live tg_lock (closed, or never opened)")
     }
     h.pointee.magic = 0
-    let l = h.pointee.lock.takeRetainedValue()
+    h.pointee.engine = nil
+    let l = Unmanaged<FileLock>.fromOpaque(e).takeRetainedValue()
     if l.isHeld { try? l.release() }
     h.deallocate()
     return ok()
@@ -188,14 +181,14 @@ public func tg_locks_list(_ dir: UnsafePointer<CChar>?, _ staleAfterMs: Int64,
 }
 
 @_cdecl("tg_locks_clean")
-public func tg_locks_clean(_ dir: UnsafePointer<CChar>?, _ staleAfterMs: Int64, _ cleaned: UnsafeMutablePointer<Int>?,
+public func tg_locks_clean(_ dir: UnsafePointer<CChar>?, _ staleAfterMs: Int64, _ cleaned: UnsafeMutablePointer<UInt>?,
                            _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     out?.pointee = nil
     cleaned?.pointee = 0
     do {
         let d = try directory(dir, "tg_locks_clean")
         let r = d.cleanStale(staleAfter: staleAfterMs > 0 ? Double(staleAfterMs) / 1000 : 0)
-        cleaned?.pointee = r.cleaned.count
+        cleaned?.pointee = UInt(r.cleaned.count)
         if let out {
             out.pointee = strdup("{\"cleaned\":[" + r.cleaned.map(\.json).joined(separator: ",") + "],\"removed_idle\":\(r.removedIdle),\"kept\":["
                 + r.kept.map(\.json).joined(separator: ",") + "]}")

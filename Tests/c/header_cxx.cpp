@@ -15,7 +15,7 @@ const Row rows[] = {TG_ERROR_TABLE(HEADER_CXX_ROW_)};
 #undef HEADER_CXX_ROW_
 
 static_assert(TG_ERROR_LAST_ == TG_EIO, "TG_ERROR_LAST_ is the last code");
-static_assert(sizeof(rows) / sizeof(rows[0]) == 19, "nineteen codes");
+static_assert(sizeof(rows) / sizeof(rows[0]) == 23, "twenty-three codes");
 static_assert(TG_VERSION_NUMBER == TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH,
               "version number");
 

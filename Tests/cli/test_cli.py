@@ -22,6 +22,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -992,7 +993,7 @@ class OutputTest(TempDirTest):
         loaded = {e["alias"]: e for e in events(r.stdout, "plugin_loaded")}
         self.assertEqual(set(loaded), {"flaky", "text"})
         self.assertEqual(loaded["flaky"]["path"], plugin("flaky"))
-        self.assertEqual(loaded["flaky"]["processors"], 5)
+        self.assertEqual(loaded["flaky"]["processors"], 6)
         self.assertEqual(loaded["text"]["name"], "text")
 
         ended = {e["task_id"]: e for e in events(r.stdout, "task_ended")}
@@ -1523,6 +1524,155 @@ class ResilienceTest(TempDirTest):
         r = tg("help", "run")
         for word in ('"policies"', '"retry"', '"breaker"', '"credentials"', "breaker_changed", '"default"'):
             self.assertIn(word, r.stdout)
+
+
+# ---------------------------------------------------------------------------
+# Gates and cross-process locks (seed 003, seed 000)
+
+
+def excl_task(tid, sentinel, ms=2, **fields):
+    return dict({"id": tid, "processor": "flaky.exclusive", "args": [str(sentinel), ms]}, **fields)
+
+
+class GatesCommandTest(TempDirTest):
+    def tasks(self):
+        return [excl_task("a", "s1", writes=["out.txt"], difficulty=10),
+                excl_task("b", "s2", writes=["./x/../out.txt"], difficulty=10),
+                excl_task("c", "s3", reads=["out.txt"], depends_on=["a"], difficulty=5, shared=["db"]),
+                excl_task("d", "s4", reads=["in.txt"], difficulty=5, shared=["db"])]
+
+    def test_validate_report_field_by_field(self):
+        f = write_task_file(self.dir, self.tasks())
+        r = tg("validate", f, "--json", "--no-system")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        rep = json.loads(r.stdout)
+        out = str(self.dir / "out.txt")
+        self.assertEqual(list(rep)[:8], ["can_parallel", "task_count", "file_conflicts", "circular_dependencies",
+                                         "lock_issues", "resource_capacity", "context_budget", "recommendations"])
+        self.assertEqual(rep["task_count"], 4)
+        self.assertEqual([(c["task1"], c["task2"], c["file"], c["type"]) for c in rep["file_conflicts"]],
+                         [("a", "b", out, "blocking"), ("a", "c", out, "warning"), ("b", "c", out, "warning")])
+        self.assertEqual(rep["ordered_pairs"], [{"task": "c", "after": "a"}])
+        self.assertEqual(rep["shared_state"], [{"resource": "db", "tasks": ["c", "d"]}])
+        self.assertEqual(rep["context_budget"], {"total_complexity": 30, "max_complexity": 30, "within_budget": True})
+        self.assertEqual(rep["resource_capacity"]["available"], 5)
+        # A subset without conflicts can run in parallel: exit 0.
+        r = tg("validate", f, "a", "d", "--no-system", "--json")
+        self.assertEqual((r.returncode, json.loads(r.stdout)["can_parallel"]), (0, True), r.stdout)
+        # One over the budget.
+        r = tg("validate", f, "a", "d", "--no-system", "--json", "--max-context-complexity", "14")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(json.loads(r.stdout)["context_budget"]["within_budget"], False)
+        # Human output.
+        r = tg("validate", f, "--no-system")
+        self.assertIn("can run in parallel: no", r.stdout)
+        self.assertIn("blocking: a and b on " + out, r.stdout)
+
+    def test_cycles_are_reported_not_refused(self):
+        f = write_task_file(self.dir, [echo_task("x", depends_on=["y"]), echo_task("y", depends_on=["x"]),
+                                       echo_task("p", depends_on=["q"]), echo_task("q", depends_on=["r"]),
+                                       echo_task("r", depends_on=["p"])])
+        r = tg("validate", f, "--json", "--no-system")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(json.loads(r.stdout)["circular_dependencies"], [["x", "y", "x"], ["p", "q", "r", "p"]])
+        r = tg("suggest", f)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cycle", r.stderr)
+
+    def test_suggest_batches_deterministic(self):
+        f = write_task_file(self.dir, self.tasks())
+        r1, r2 = tg("suggest", f, "--json"), tg("suggest", f, "--json")
+        self.assertEqual(r1.returncode, 0, r1.stderr)
+        self.assertEqual(r1.stdout, r2.stdout)
+        self.assertEqual(json.loads(r1.stdout)["batches"], [["a", "d"], ["b"], ["c"]])
+        self.assertEqual(tg("suggest", f).stdout, "batch 1: a d\nbatch 2: b\nbatch 3: c\n")
+
+    def test_bad_input(self):
+        f = write_task_file(self.dir, self.tasks())
+        for args, text in [(("validate",), "needs a task file"), (("validate", f, "zz"), "no task has the id 'zz'"),
+                           (("validate", f, "a", "a"), "given twice"), (("validate", f, "--active", "x"), "--active"),
+                           (("suggest", self.dir / "missing.json"), "missing.json"),
+                           (("validate", f, "--bogus"), "unknown option")]:
+            r = tg(*args)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn(text, r.stderr)
+        self.assertEqual(tg("help", "validate").returncode, 0)
+
+    def test_run_validate_falls_back_to_batches(self):
+        f = write_task_file(self.dir, self.tasks())
+        r = tg("run", f, "--validate", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+        v = events(r.stdout, "validated")[0]
+        self.assertEqual((v["can_parallel"], v["mode"], v["phases"]), (False, "batches", [["a", "d"], ["b"], ["c"]]))
+        self.assertEqual(len(events(r.stdout, "phase_started")), 2)
+        r = tg("run", f, "--validate=sequential", "--json")
+        self.assertEqual(events(r.stdout, "validated")[0]["phases"], [["a"], ["d"], ["b"], ["c"]])
+        r = tg("run", f, "--progressive", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(events(r.stdout, "validated")[0]["mode"], "progressive")
+        self.assertEqual(tg("run", f, "--validate=never").returncode, 2)
+
+
+class LocksCommandTest(TempDirTest):
+    def holder(self, d, path):
+        """A `taskgate run` holding the lock of `path` in lock directory d (a long task writing it)."""
+        folder = Path(tempfile.mkdtemp(dir=self.dir))
+        f = write_task_file(folder, [sleep_task("holds", 60000, writes=[str(path)])])
+        p = subprocess.Popen([TASKGATE, "run", str(f), "--lock-dir", str(d), "-q"], env=clean_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            r = tg("locks", "list", "--dir", d, "--json")
+            if any(e.get("pid") == p.pid and e["state"] == "held" for e in json.loads(r.stdout or "[]")):
+                return p
+            time.sleep(0.02)
+        self.fail("the holder never took its lock")
+
+    def test_list_and_clean(self):
+        d = self.dir / "locks"
+        live = self.holder(d, self.dir / "live.txt")
+        dead = self.holder(d, self.dir / "dead.txt")
+        dead.kill()
+        dead.wait()
+        r = tg("locks", "list", "--dir", d, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        states = sorted((e["state"], e.get("key"), e.get("pid")) for e in json.loads(r.stdout))
+        self.assertEqual(states, [("held", str(self.dir / "live.txt"), live.pid), ("stale", str(self.dir / "dead.txt"), dead.pid)])
+        self.assertIn("holder pid %d is gone" % dead.pid, tg("locks", "list", "--dir", d).stdout)
+        r = tg("locks", "clean", "--dir", d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 stale lock cleaned", r.stdout)
+        left = json.loads(tg("locks", "list", "--dir", d, "--json").stdout)
+        self.assertEqual([(e["state"], e.get("pid")) for e in left], [("held", live.pid)])
+        # A missing directory has no locks; bad usage is refused.
+        self.assertEqual(tg("locks", "list", "--dir", self.dir / "none", "--json").stdout.strip(), "[]")
+        self.assertEqual(tg("locks").returncode, 2)
+        self.assertEqual(tg("locks", "purge").returncode, 2)
+        (self.dir / "afile").write_text("x")
+        r = tg("locks", "list", "--dir", self.dir / "afile")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not a directory", r.stderr)
+
+    def test_validate_reports_a_held_lock(self):
+        f = write_task_file(self.dir, [excl_task("a", "s", writes=["out.txt"])])
+        p = self.holder(self.dir / ".taskgate" / "locks", self.dir / "out.txt")
+        r = tg("validate", f, "--json", "--no-system")
+        self.assertEqual(r.returncode, 1)
+        issue = json.loads(r.stdout)["lock_issues"][0]
+        self.assertEqual((issue["task"], issue["file"], issue["pid"]), ("a", str(self.dir / "out.txt"), p.pid))
+        self.assertIn("holds", issue["holder"])
+
+    def test_two_runs_never_write_one_file_at_once(self):
+        shared, sentinel = self.dir / "shared.txt", self.dir / "inside"
+        files = [write_task_file(self.dir, [excl_task(f"{n}{i}", sentinel, 5, writes=[str(shared)]) for i in range(15)],
+                                 config={"max_parallel_tasks": 4}, name=f"{n}.json") for n in ("one", "two")]
+        procs = [subprocess.Popen([TASKGATE, "run", str(f), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=clean_env(), text=True) for f in files]
+        outs = [p.communicate(timeout=TIMEOUT) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            self.assertEqual(p.returncode, 0, err + out)
+            self.assertEqual(events(out, "run_finished")[0]["succeeded"], 15)
 
 
 if __name__ == "__main__":

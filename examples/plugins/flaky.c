@@ -12,6 +12,10 @@
  *                      key fail as retryable with HTTP status `status` (and a
  *                      Retry-After when retry_after_ms >= 0); 4xx other than 408
  *                      and 429 fail as permanent; then "ok after K attempts"
+ *   flaky.exclusive   (string sentinel, i64 ms)
+ *                      proves mutual exclusion: creates `sentinel` with O_EXCL
+ *                      (failing "overlap" if it exists: another holder is
+ *                      inside), sleeps ms, removes it
  *   flaky.api         (string limited_prefix)
  *                      like an API client: reads the attempt's credential; one
  *                      whose key starts with limited_prefix gets a 429 (its
@@ -34,6 +38,8 @@
 #include "plugin_support.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -92,6 +98,7 @@ TG_PLUGIN_EXPORT int flaky_sleep_ms(tg_plugin_task *task, ...);
 TG_PLUGIN_EXPORT int flaky_echo(tg_plugin_task *task, ...);
 TG_PLUGIN_EXPORT int flaky_http(tg_plugin_task *task, ...);
 TG_PLUGIN_EXPORT int flaky_api(tg_plugin_task *task, ...);
+TG_PLUGIN_EXPORT int flaky_exclusive(tg_plugin_task *task, ...);
 
 int flaky_init(const tg_plugin_host *host, void **state, char *error, size_t cap) {
   if (host->struct_size < sizeof(tg_plugin_host)) {
@@ -182,6 +189,24 @@ int flaky_sleep_ms(tg_plugin_task *task, ...) {
   return set_output(task, "slept", 5);
 }
 
+/* exclusive(string sentinel, i64 ms) */
+int flaky_exclusive(tg_plugin_task *task, ...) {
+  va_list ap;
+  va_start(ap, task);
+  const char *sentinel = va_arg(ap, const char *);
+  int64_t ms = va_arg(ap, int64_t);
+  va_end(ap);
+  if (ms < 0 || ms > 60000) return fail(task, "bad ms %lld: it must be 0 .. 60000", (long long)ms);
+  int fd = open(sentinel, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(task, errno == EEXIST ? "overlap: %s exists (another holder is inside)" : "%s: %s", sentinel, strerror(errno));
+  close(fd);
+  struct timespec nap = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&nap, &nap) != 0 && errno == EINTR) {
+  }
+  unlink(sentinel);
+  return set_output(task, "alone", 5);
+}
+
 /* echo(string s) */
 int flaky_echo(tg_plugin_task *task, ...) {
   va_list ap;
@@ -256,6 +281,7 @@ static const uint8_t sleep_args[] = {TG_TYPE_I64};
 static const uint8_t echo_args[] = {TG_TYPE_STRING};
 static const uint8_t http_args[] = {TG_TYPE_STRING, TG_TYPE_I32, TG_TYPE_I32, TG_TYPE_I64};
 static const uint8_t api_args[] = {TG_TYPE_STRING};
+static const uint8_t exclusive_args[] = {TG_TYPE_STRING, TG_TYPE_I64};
 
 static const tg_plugin_processor processors[] = {
   {"fail_first", "flaky_fail_first", fail_first_args, 2, 0, NULL, NULL,
@@ -266,6 +292,8 @@ static const tg_plugin_processor processors[] = {
    "fail the first n calls with a key with an HTTP status (and retry-after), then succeed"},
   {"api", "flaky_api", api_args, 1, 0, NULL, NULL,
    "answer with the attempt's credential; a 429 for keys starting with a prefix"},
+  {"exclusive", "flaky_exclusive", exclusive_args, 2, 0, NULL, NULL,
+   "create a sentinel file with O_EXCL, sleep, remove it: fails if another holder is inside"},
 };
 
 TG_PLUGIN_EXPORT const tg_plugin_descriptor taskgate_plugin_descriptor = {

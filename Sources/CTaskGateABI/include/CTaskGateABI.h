@@ -42,6 +42,12 @@ struct tg_credentials {
   uint64_t magic;
   void *engine;
 };
+/* A file lock handle of 0.5: the magic number and the retained FileLock. */
+struct tg_lock {
+  uint64_t magic;
+  void *engine;
+};
+#define TG_LOCK_MAGIC 0x74676c6f636b2131ull /* "tglock!1" */
 #define TG_CLOCK_MAGIC 0x7467636c6f636b21ull  /* "tgclock!" */
 #define TG_POLICY_MAGIC 0x7467706f6c637921ull /* "tgpolcy!" */
 #define TG_CREDS_MAGIC 0x746763726564732bull  /* "tgcreds+" */

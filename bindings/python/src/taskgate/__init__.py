@@ -21,7 +21,9 @@ from .errors import (AlreadyFinishedError, ArgumentTypeError, BadHandleError, Bu
                      CycleError, DuplicateIdError, InternalError, InvalidArgumentError, NoMoreResultsError,
                      NotFoundError, OutOfMemoryError, PluginError, RangeError, ShutdownError, TaskError,
                      TaskFailed, TaskgateError, TaskSkipped, TaskTimedOut, TimeoutError,
-                     UnknownDependencyError, VersionError, LimitedError, TaskRejected, Retryable, Permanent)
+                     UnknownDependencyError, VersionError, LimitedError, TaskRejected, Retryable, Permanent,
+                     LockedError, LockUnsupportedError, UnsafePathError, SystemCallError)
+from .locks import FileLock, clean_stale_locks, find_cycles, list_locks, suggest_batches, validate
 from .pool import Batch, Plugin, Pool, Processor, Result, TaskFuture
 from .resilience import (Breaker, BreakerState, Credential, Credentials, Limit, Policy, Retry, TaskContext,
                          VirtualClock, WorkerHealth, current_task)
@@ -37,5 +39,7 @@ __all__ = [
     "TaskError", "TaskFailed", "TaskTimedOut", "TaskSkipped", "TaskRejected", "LimitedError",
     "Retryable", "Permanent", "Retry", "Breaker", "Limit", "Policy", "Credentials", "Credential", "VirtualClock",
     "BreakerState", "WorkerHealth", "TaskContext", "current_task",
+    "FileLock", "list_locks", "clean_stale_locks", "validate", "suggest_batches", "find_cycles",
+    "LockedError", "LockUnsupportedError", "UnsafePathError", "SystemCallError",
     "LIBRARY_PATH", "LIBRARY_VERSION", "__version__",
 ]

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from . import errors
 
-BINDINGS_VERSION = (0, 4, 0)
+BINDINGS_VERSION = (0, 5, 0)
 
 # ---- status, types, flags (taskgate.h, taskgate_plugin.h) --------------------
 
@@ -63,7 +63,28 @@ RECOVER_FN = CFUNCTYPE(c_int, c_void_p, c_int, c_void_p)
 class PoolOptions(Structure):
     _fields_ = [("struct_size", c_uint32), ("workers", c_uint32), ("max_concurrency", c_uint32),
                 ("flags", c_uint32), ("clock", c_void_p), ("unhealthy_after", c_uint32),
-                ("max_recoveries", c_uint32), ("recover", c_void_p), ("recover_user", c_void_p)]
+                ("max_recoveries", c_uint32), ("recover", c_void_p), ("recover_user", c_void_p),
+                ("lock_dir", c_char_p), ("lock_hold_timeout_ms", c_int64), ("lock_wait_ms", c_int64)]
+
+
+LOCK_SHARED = 1
+GATE_ALLOW_READ_WRITE_OVERLAP, GATE_CHECK_SYSTEM = 1, 2
+
+
+class LockOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("flags", c_uint32), ("holder_id", c_char_p), ("hold_timeout_ms", c_int64)]
+
+
+class GateTask(Structure):
+    _fields_ = [("struct_size", c_uint32), ("id", c_char_p), ("deps", c_void_p), ("n_deps", c_size_t),
+                ("reads", c_void_p), ("n_reads", c_size_t), ("writes", c_void_p), ("n_writes", c_size_t),
+                ("shared", c_void_p), ("n_shared", c_size_t), ("difficulty", c_int32)]
+
+
+class GateOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("flags", c_uint32), ("max_parallel_tasks", c_uint32),
+                ("active_tasks", c_uint32), ("max_complexity", c_int64), ("cpu_threshold", c_double),
+                ("memory_threshold", c_double), ("lock_dir", c_char_p), ("base_dir", c_char_p)]
 
 
 class _Bytes(Structure):
@@ -295,7 +316,29 @@ _FUNCTIONS = [
     ("tg_credentials_from_env", [P, c_char_p, c_int64, POINTER(P)], c_int, True, False),
     ("tg_credentials_status_get", [P, POINTER(CredentialsStatus)], c_int, True, False),
     ("tg_pool_worker_health", [P, c_uint32, POINTER(WorkerHealth)], c_int, True, False),
+    ("tg_lock_open", [c_char_p, c_char_p, POINTER(LockOptions), POINTER(P)], c_int, True, False),
+    ("tg_lock_acquire", [P, c_int64], c_int, True, True),
+    ("tg_lock_release", [P], c_int, True, False),
+    ("tg_lock_held", [P], c_int, False, False),
+    ("tg_lock_took_over", [P, POINTER(c_void_p)], c_int, False, False),
+    ("tg_lock_close", [P], c_int, True, False),
+    ("tg_locks_list", [c_char_p, c_int64, POINTER(c_void_p)], c_int, True, False),
+    ("tg_locks_clean", [c_char_p, c_int64, _sizep, POINTER(c_void_p)], c_int, True, False),
+    ("tg_gate_validate", [c_void_p, c_size_t, POINTER(GateOptions), POINTER(c_int), POINTER(c_void_p)], c_int, True, False),
+    ("tg_gate_suggest", [c_void_p, c_size_t, POINTER(GateOptions), POINTER(c_void_p)], c_int, True, False),
+    ("tg_gate_find_cycles", [c_size_t, c_void_p, c_void_p, c_size_t, _sizep, POINTER(c_void_p)], c_int, True, False),
+    ("tg_free", [c_void_p], None, False, False),
 ]
+
+
+def take_text(p: c_void_p) -> str:
+    """Library-made text as str, freed with tg_free."""
+    if not p.value:
+        return ""
+    try:
+        return ctypes.string_at(p.value).decode("utf-8", errors="replace")
+    finally:
+        lib.free(p)
 
 
 class _Lib:

@@ -18,6 +18,7 @@ __all__ = [
     "DuplicateIdError", "UnknownDependencyError", "CycleError", "ShutdownError", "TimeoutError",
     "BusyError", "NotFoundError", "AlreadyFinishedError", "NoMoreResultsError", "RangeError",
     "InternalError", "PluginError", "ArgumentTypeError", "ConflictError", "LimitedError",
+    "LockedError", "LockUnsupportedError", "UnsafePathError", "SystemCallError",
     "TaskError", "TaskFailed", "TaskTimedOut", "TaskSkipped", "TaskRejected", "Retryable", "Permanent",
 ]
 
@@ -122,6 +123,28 @@ class LimitedError(TaskgateError):
     code, name = -18, "ELIMITED"
 
 
+class LockedError(TaskgateError):
+    """TG_ELOCKED: a file lock is held by a live holder (the detail names it:
+    holder id, pid, host, since when)."""
+    code, name = -19, "ELOCKED"
+
+
+class LockUnsupportedError(TaskgateError, OSError):
+    """TG_ENOLCK: file locking does not work on that filesystem."""
+    code, name = -20, "ENOLCK"
+
+
+class UnsafePathError(TaskgateError, OSError):
+    """TG_EUNSAFE: a symbolic link, FIFO, socket, device or another user's
+    file sits where a lock file should be; it was not used."""
+    code, name = -21, "EUNSAFE"
+
+
+class SystemCallError(TaskgateError, OSError):
+    """TG_EIO: an operating-system call failed (the detail names it and the path)."""
+    code, name = -22, "EIO"
+
+
 class ConflictError(TaskgateError, ValueError):
     """Two tasks of a run write one path and the run asked to refuse that
     (``conflict_resolution="fail"``)."""
@@ -133,7 +156,7 @@ BY_CODE: Dict[int, Type[TaskgateError]] = {
         InvalidArgumentError, OutOfMemoryError, BadHandleError, VersionError, DuplicateIdError,
         UnknownDependencyError, CycleError, ShutdownError, TimeoutError, BusyError, NotFoundError,
         AlreadyFinishedError, NoMoreResultsError, RangeError, InternalError, PluginError,
-        ArgumentTypeError, LimitedError)
+        ArgumentTypeError, LimitedError, LockedError, LockUnsupportedError, UnsafePathError, SystemCallError)
 }
 
 

@@ -623,6 +623,12 @@ def _timeout_ms(t: Optional[float]) -> int:
     return max(1, int(t * 1000 + 0.999))
 
 
+def _seconds_ms(t: Any, what: str) -> int:
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not (t > 0) or t != t or t > 31_536_000:
+        raise errors.InvalidArgumentError(f"{what} must be a number of seconds above 0 (at most a year), got {t!r}")
+    return max(1, int(t * 1000 + 0.999))
+
+
 def _difficulty(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1_000_000:
         raise errors.InvalidArgumentError(f"difficulty must be an integer 0 .. 1000000, got {v!r}")
@@ -640,7 +646,8 @@ class Pool:
 
     def __init__(self, workers: int = 0, *, max_concurrency: int = 0, allow_read_write_overlap: bool = False,
                  clock: Optional["VirtualClock"] = None, unhealthy_after: int = 0, max_recoveries: int = 0,
-                 recover: Optional[Callable[[int], Any]] = None):
+                 recover: Optional[Callable[[int], Any]] = None, lock_dir: Optional[str] = None,
+                 lock_hold_timeout: Optional[float] = 300.0, lock_wait: Optional[float] = None):
         for name, v in (("workers", workers), ("max_concurrency", max_concurrency),
                         ("unhealthy_after", unhealthy_after), ("max_recoveries", max_recoveries)):
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:
@@ -658,6 +665,11 @@ class Pool:
         o.max_recoveries = max_recoveries
         self._recover = _recover_callback(recover) if recover is not None else None
         o.recover = ctypes.cast(self._recover, c_void_p).value if self._recover is not None else None
+        if lock_dir is not None:
+            # Cross-process locks for declared reads and writes (taskgate.FileLock's files).
+            o.lock_dir = _name(os.fspath(lock_dir), "lock_dir")
+            o.lock_hold_timeout_ms = -1 if lock_hold_timeout is None else _seconds_ms(lock_hold_timeout, "lock_hold_timeout")
+            o.lock_wait_ms = 0 if lock_wait is None else _seconds_ms(lock_wait, "lock_wait")
         h = c_void_p()
         lib.pool_create(byref(o), byref(h))
         self._handle: Optional[int] = h.value
