@@ -115,3 +115,10 @@ public func tg_status_name(_ status: Int32) -> UnsafePointer<CChar> {
     default: return cString("unknown")
     }
 }
+
+/// Arguments refused by a thunk's helper: the error is already set (fail()),
+/// `code` is what the thunk returns.
+struct Refusal: Error {
+    let code: Int32
+    init(_ code: Int32) { self.code = code }
+}

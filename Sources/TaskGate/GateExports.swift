@@ -14,24 +14,24 @@ private func gateFail(_ e: GateError) -> Int32 {
     return fail(TG_EINVAL, e.message)
 }
 
-/// Reads tg_gate_options and the task array; a code (with the error set) when bad.
+/// Reads tg_gate_options and the task array; refused input sets the error.
 private func gateInput(_ tasks: UnsafePointer<tg_gate_task>?, _ n: Int, _ opts: UnsafePointer<tg_gate_options>?,
-                       _ function: String) -> Result<([GateTask], GateOptions, String?), TaskGateError> {
+                       _ function: String) -> Result<([GateTask], GateOptions, String?), Refusal> {
+    func refuse(_ code: tg_error, _ message: String) -> Result<([GateTask], GateOptions, String?), Refusal> {
+        .failure(Refusal(fail(code, "\(function): \(message)")))
+    }
     var o = GateOptions()
     var base = String(decoding: PathNormalizer.currentDirectory(), as: UTF8.self)
     var lockDir: String? = nil
-    if let opts {
-        guard opts.pointee.struct_size == UInt32(MemoryLayout<tg_gate_options>.size) else {
-            return .failure(.outOfRange("\(function): opts->struct_size is \(opts.pointee.struct_size), this library knows \(MemoryLayout<tg_gate_options>.size) (use TG_GATE_OPTIONS_INIT)"))
+    if let p = opts?.pointee {
+        guard p.struct_size == UInt32(MemoryLayout<tg_gate_options>.size) else {
+            return refuse(TG_EVERSION, "opts->struct_size is \(p.struct_size), this library knows \(MemoryLayout<tg_gate_options>.size) (use TG_GATE_OPTIONS_INIT)")
         }
         let known = TG_GATE_ALLOW_READ_WRITE_OVERLAP | TG_GATE_CHECK_SYSTEM
-        guard opts.pointee.flags & ~known == 0 else {
-            return .failure(.invalid("\(function): unknown flags 0x\(String(opts.pointee.flags & ~known, radix: 16))"))
-        }
-        let p = opts.pointee
+        guard p.flags & ~known == 0 else { return refuse(TG_EINVAL, "unknown flags 0x\(String(p.flags & ~known, radix: 16))") }
         guard p.max_complexity >= 0, p.cpu_threshold.isFinite, p.cpu_threshold >= 0, p.memory_threshold.isFinite,
               p.memory_threshold >= 0, p.memory_threshold <= 1 else {
-            return .failure(.invalid("\(function): max_complexity must be >= 0, cpu_threshold >= 0 and memory_threshold 0 .. 1"))
+            return refuse(TG_EINVAL, "max_complexity must be >= 0, cpu_threshold >= 0 and memory_threshold 0 .. 1")
         }
         if p.max_parallel_tasks > 0 { o.maxParallelTasks = Int(p.max_parallel_tasks) }
         o.activeTasks = Int(p.active_tasks)
@@ -42,52 +42,51 @@ private func gateInput(_ tasks: UnsafePointer<tg_gate_task>?, _ n: Int, _ opts: 
         if p.flags & TG_GATE_CHECK_SYSTEM != 0 { o.system = GateSystemSample.current() }
         if let b = p.base_dir {
             let s = String(cString: b)
-            guard s.hasPrefix("/") else { return .failure(.invalid("\(function): base_dir '\(s)' must be an absolute path")) }
+            guard s.hasPrefix("/") else { return refuse(TG_EINVAL, "base_dir '\(s)' must be an absolute path") }
             base = s
         }
         lockDir = p.lock_dir.map { String(cString: $0) }
     }
-    guard n == 0 || tasks != nil else { return .failure(.invalid("\(function): tasks is NULL with n = \(n)")) }
+    guard n == 0 || tasks != nil else { return refuse(TG_EINVAL, "tasks is NULL with n = \(n)") }
     var out: [GateTask] = []
     out.reserveCapacity(n)
     guard let tasks else { return .success((out, o, lockDir)) }
     let stride = Int(tasks.pointee.struct_size)
     guard stride == MemoryLayout<tg_gate_task>.size else {
-        return .failure(.outOfRange("\(function): tasks[0].struct_size is \(stride), this library knows \(MemoryLayout<tg_gate_task>.size) (use TG_GATE_TASK_INIT)"))
+        return refuse(TG_EVERSION, "tasks[0].struct_size is \(stride), this library knows \(MemoryLayout<tg_gate_task>.size) (use TG_GATE_TASK_INIT)")
     }
-    func list(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int, _ what: String, _ i: Int) -> Result<[String], TaskGateError> {
-        guard count > 0 else { return .success([]) }
-        guard let p else { return .failure(.invalid("\(function): tasks[\(i)].\(what) is NULL with n_\(what) = \(count)")) }
+    /// The strings of one list field, or nil with the error set.
+    func list(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int, _ what: String, _ i: Int) -> [String]? {
+        guard count > 0 else { return [] }
+        guard let p else {
+            _ = fail(TG_EINVAL, "\(function): tasks[\(i)].\(what) is NULL with n_\(what) = \(count)")
+            return nil
+        }
         var r: [String] = []
         for k in 0..<count {
-            guard let s = p[k] else { return .failure(.invalid("\(function): tasks[\(i)].\(what)[\(k)] is NULL")) }
+            guard let s = p[k] else {
+                _ = fail(TG_EINVAL, "\(function): tasks[\(i)].\(what)[\(k)] is NULL")
+                return nil
+            }
             r.append(String(cString: s))
         }
-        return .success(r)
+        return r
     }
     for i in 0..<n {
         let t = (UnsafeRawPointer(tasks) + i * stride).assumingMemoryBound(to: tg_gate_task.self).pointee
         guard t.struct_size == UInt32(stride) else {
-            return .failure(.outOfRange("\(function): tasks[\(i)].struct_size is \(t.struct_size), tasks[0]'s is \(stride)"))
+            return refuse(TG_EVERSION, "tasks[\(i)].struct_size is \(t.struct_size), tasks[0]'s is \(stride)")
         }
-        guard let id = t.id else { return .failure(.invalid("\(function): tasks[\(i)].id is NULL")) }
-        let idText = String(cString: id)
-        do {
-            let deps = try list(t.deps, t.n_deps, "deps", i).get()
-            let reads = try list(t.reads, t.n_reads, "reads", i).get().map { PathNormalizer.normalize($0, base: base) }
-            let writes = try list(t.writes, t.n_writes, "writes", i).get().map { PathNormalizer.normalize($0, base: base) }
-            let shared = try list(t.shared, t.n_shared, "shared", i).get()
-            out.append(GateTask(id: idText, dependsOn: deps, reads: reads, writes: writes, difficulty: Int(t.difficulty), shared: shared))
-        } catch {
-            return .failure(error as! TaskGateError)
-        }
+        guard let id = t.id else { return refuse(TG_EINVAL, "tasks[\(i)].id is NULL") }
+        guard let deps = list(t.deps, t.n_deps, "deps", i), let reads = list(t.reads, t.n_reads, "reads", i),
+              let writes = list(t.writes, t.n_writes, "writes", i), let shared = list(t.shared, t.n_shared, "shared", i)
+        else { return .failure(Refusal(TG_EINVAL.rawValue)) }
+        out.append(GateTask(id: String(cString: id), dependsOn: deps,
+                            reads: reads.map { PathNormalizer.normalize($0, base: base) },
+                            writes: writes.map { PathNormalizer.normalize($0, base: base) },
+                            difficulty: Int(t.difficulty), shared: shared))
     }
     return .success((out, o, lockDir))
-}
-
-private func inputFailure(_ e: TaskGateError) -> Int32 {
-    if case .outOfRange(let s) = e { return fail(TG_EVERSION, s) }
-    return fail(e)
 }
 
 @_cdecl("tg_gate_validate")
@@ -98,25 +97,15 @@ public func tg_gate_validate(_ tasks: UnsafePointer<tg_gate_task>?, _ nIn: UInt,
     can?.pointee = 0
     let input: ([GateTask], GateOptions, String?)
     switch gateInput(tasks, n, opts, "tg_gate_validate") {
-    case .failure(let e): return inputFailure(e)
+    case .failure(let r): return r.code
     case .success(let x): input = x
     }
     var dir: LockDirectory? = nil
     if let d = input.2 {
         do { dir = try LockDirectory(d, create: false) } catch .notFound { dir = nil } catch { return fail(error) }
     }
-    let probe: (String) -> GateLockHolder? = { path in
-        guard let dir else { return nil }
-        let e = dir.inspect(key: path, staleAfter: 0)
-        switch e.state {
-        case .held:
-            return GateLockHolder(holderId: e.metadata?.holderId ?? "unknown", pid: e.metadata?.pid ?? 0, host: e.metadata?.host ?? "", shared: false)
-        case .shared: return GateLockHolder(holderId: "shared holders", pid: 0, host: "", shared: true)
-        default: return nil
-        }
-    }
     do {
-        let r = try gateValidate(input.0, options: input.1, lockProbe: probe)
+        let r = try gateValidate(input.0, options: input.1) { dir?.holder(of: $0, staleAfter: 0) }
         can?.pointee = r.canParallel ? 1 : 0
         if let out { out.pointee = strdup(r.json) }
     } catch {
@@ -133,7 +122,7 @@ public func tg_gate_suggest(_ tasks: UnsafePointer<tg_gate_task>?, _ nIn: UInt, 
     out.pointee = nil
     let input: ([GateTask], GateOptions, String?)
     switch gateInput(tasks, n, opts, "tg_gate_suggest") {
-    case .failure(let e): return inputFailure(e)
+    case .failure(let r): return r.code
     case .success(let x): input = x
     }
     do {

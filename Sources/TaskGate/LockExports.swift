@@ -28,44 +28,30 @@ private func liveLock(_ p: UnsafePointer<tg_lock>?) -> FileLock? {
     return Unmanaged<FileLock>.fromOpaque(e).takeUnretainedValue()
 }
 
-/// Reads tg_lock_options; a message when they are bad.
-private func lockSettings(_ opts: UnsafePointer<tg_lock_options>?, _ function: String) -> Result<(String?, Double, Bool), TaskGateError> {
-    guard let o = opts else { return .success((nil, 300, false)) }
-    guard o.pointee.struct_size == UInt32(MemoryLayout<tg_lock_options>.size) else {
-        return .failure(.invalid("\(function): opts->struct_size is \(o.pointee.struct_size), this library knows \(MemoryLayout<tg_lock_options>.size) (use TG_LOCK_OPTIONS_INIT)"))
-    }
-    guard o.pointee.flags & ~TG_LOCK_SHARED == 0 else {
-        return .failure(.invalid("\(function): unknown flags 0x\(String(o.pointee.flags & ~TG_LOCK_SHARED, radix: 16))"))
-    }
-    let h = o.pointee.hold_timeout_ms
-    return .success((o.pointee.holder_id.map { String(cString: $0) }, h == 0 ? 300 : h < 0 ? 0 : Double(h) / 1000,
-                     o.pointee.flags & TG_LOCK_SHARED != 0))
-}
-
+/// Makes the FileLock the C arguments describe; refused arguments set the
+/// error and give its code.
 private func makeLock(_ dir: UnsafePointer<CChar>?, _ key: UnsafePointer<CChar>?, _ opts: UnsafePointer<tg_lock_options>?,
-                      _ function: String) -> Result<FileLock, TaskGateError> {
-    guard let dir, dir.pointee != 0 else { return .failure(.invalid("\(function): dir is NULL or empty")) }
-    guard let key, key.pointee != 0 else { return .failure(.invalid("\(function): key is NULL or empty")) }
-    if let o = opts, o.pointee.struct_size != UInt32(MemoryLayout<tg_lock_options>.size) {
-        return .failure(.invalid("\(function): opts->struct_size is \(o.pointee.struct_size), this library knows \(MemoryLayout<tg_lock_options>.size) (use TG_LOCK_OPTIONS_INIT)"))
-    }
-    let settings: (String?, Double, Bool)
-    switch lockSettings(opts, function) {
-    case .success(let s): settings = s
-    case .failure(let e): return .failure(e)
+                      _ function: String) -> Result<FileLock, Refusal> {
+    guard let dir, dir.pointee != 0 else { return .failure(Refusal(fail(TG_EINVAL, "\(function): dir is NULL or empty"))) }
+    guard let key, key.pointee != 0 else { return .failure(Refusal(fail(TG_EINVAL, "\(function): key is NULL or empty"))) }
+    var holder: String? = nil, hold = 300.0, shared = false
+    if let o = opts?.pointee {
+        guard o.struct_size == UInt32(MemoryLayout<tg_lock_options>.size) else {
+            return .failure(Refusal(fail(TG_EVERSION, "\(function): opts->struct_size is \(o.struct_size), this library knows \(MemoryLayout<tg_lock_options>.size) (use TG_LOCK_OPTIONS_INIT)")))
+        }
+        guard o.flags & ~TG_LOCK_SHARED == 0 else {
+            return .failure(Refusal(fail(TG_EINVAL, "\(function): unknown flags 0x\(String(o.flags & ~TG_LOCK_SHARED, radix: 16))")))
+        }
+        holder = o.holder_id.map { String(cString: $0) }
+        hold = o.hold_timeout_ms == 0 ? 300 : o.hold_timeout_ms < 0 ? 0 : Double(o.hold_timeout_ms) / 1000
+        shared = o.flags & TG_LOCK_SHARED != 0
     }
     do {
         let d = try LockDirectory(String(cString: dir))
-        return .success(try FileLock(directory: d, key: String(cString: key), holderId: settings.0,
-                                     holdTimeout: settings.1, shared: settings.2))
+        return .success(try FileLock(directory: d, key: String(cString: key), holderId: holder, holdTimeout: hold, shared: shared))
     } catch {
-        return .failure(error)
+        return .failure(Refusal(fail(error)))
     }
-}
-
-private func versionFailure(_ e: TaskGateError, _ opts: UnsafePointer<tg_lock_options>?) -> Int32 {
-    if let o = opts, o.pointee.struct_size != UInt32(MemoryLayout<tg_lock_options>.size) { return fail(TG_EVERSION, e.description) }
-    return fail(e)
 }
 
 @_cdecl("tg_lock_open")
@@ -74,7 +60,7 @@ public func tg_lock_open(_ dir: UnsafePointer<CChar>?, _ key: UnsafePointer<CCha
     guard let out else { return fail(TG_EINVAL, "tg_lock_open: out is NULL") }
     out.pointee = nil
     switch makeLock(dir, key, opts, "tg_lock_open") {
-    case .failure(let e): return versionFailure(e, opts)
+    case .failure(let r): return r.code
     case .success(let l):
         let h = UnsafeMutablePointer<tg_lock>.allocate(capacity: 1)
         h.initialize(to: tg_lock(magic: lockMagic, engine: Unmanaged.passRetained(l).toOpaque()))
@@ -150,7 +136,7 @@ public func tg_lock_with(_ dir: UnsafePointer<CChar>?, _ key: UnsafePointer<CCha
     guard let fn else { return fail(TG_EINVAL, "tg_lock_with: fn is NULL") }
     let l: FileLock
     switch makeLock(dir, key, opts, "tg_lock_with") {
-    case .failure(let e): return versionFailure(e, opts)
+    case .failure(let r): return r.code
     case .success(let x): l = x
     }
     do { try acquire(l, timeoutMs) } catch { return fail(error) }

@@ -1,3 +1,5 @@
+import TaskGateCore
+
 // A small JSON reader that remembers where every value came from (line and
 // column), so that errors in task files can point at the field, and a writer.
 // Foundation's JSONSerialization reports only a character offset for syntax
@@ -262,35 +264,8 @@ struct JSONReader {
 
 // MARK: - Writing
 
-enum JSONOut {
-    /// A JSON string literal.
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7f {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
-
-    static func number(_ d: Double) -> String {
-        guard d.isFinite else { return "null" }
-        if d == d.rounded() && abs(d) < 1e15 { return String(Int64(d)) }
-        return "\(d)"
-    }
-}
+/// Quoting and numbers come from the engine's writer (TaskGateCore's JSONText).
+typealias JSONOut = JSONText
 
 /// A JSON object written field by field, in order.
 struct JSONObject {

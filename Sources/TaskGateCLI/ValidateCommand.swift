@@ -71,18 +71,7 @@ func lockProbe(_ config: Config, folder: String) -> (String) -> GateLockHolder? 
         return { _ in nil }
     }
     let stale = config.lockTimeout
-    return { path in
-        let e = dir.inspect(key: path, staleAfter: stale)
-        switch e.state {
-        case .held:
-            let m = e.metadata
-            return GateLockHolder(holderId: m?.holderId ?? "unknown", pid: m?.pid ?? 0, host: m?.host ?? "", shared: false)
-        case .shared:
-            return GateLockHolder(holderId: "shared holders", pid: 0, host: "", shared: true)
-        case .free, .stale, .unsafe:
-            return nil
-        }
-    }
+    return { dir.holder(of: $0, staleAfter: stale) }
 }
 
 func commandValidate(_ args: [String], suggest: Bool) -> Int32 {

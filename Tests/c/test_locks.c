@@ -543,10 +543,55 @@ static void test_pools_across_processes(uint32_t workers) {
         workers, rc0, rc1);
   /* Bad lock directory: the pool refuses, naming it. */
   tg_pool_options po = TG_POOL_OPTIONS_INIT;
-  po.lock_dir = sentinel[0] ? "/proc/taskgate-no-such/locks" : NULL;
+  po.lock_dir = "/proc/taskgate-no-such/locks";
   tg_pool *p = NULL;
   CHECK_RC(tg_pool_create(&po, &p), TG_EIO);
   CHECK(strstr(tg_last_error(), "/proc/taskgate-no-such") != NULL, "names the directory: %s", tg_last_error());
+}
+
+static int noop_task(tg_task_ctx *ctx, void *user) {
+  (void)ctx;
+  (void)user;
+  return 0;
+}
+
+/* lock_wait_ms: a task waiting for another holder's lock fails when the
+   wait runs out, naming the holder; once the lock is free it runs. */
+static void test_pool_lock_wait(void) {
+  char dir[4200], path[4300];
+  snprintf(dir, sizeof dir, "%s/wait-locks", root);
+  snprintf(path, sizeof path, "%s/waited.txt", root);
+  tg_lock *l = NULL;
+  tg_lock_options lo = TG_LOCK_OPTIONS_INIT;
+  lo.holder_id = "the-other-run";
+  CHECK_RC(tg_lock_open(dir, path, &lo, &l), TG_OK);
+  CHECK_RC(tg_lock_acquire(l, 0), TG_OK);
+  tg_pool_options po = TG_POOL_OPTIONS_INIT;
+  po.workers = 2;
+  po.lock_dir = dir;
+  po.lock_wait_ms = 100;
+  tg_pool *p = NULL;
+  CHECK_RC(tg_pool_create(&po, &p), TG_OK);
+  const char *writes[] = {path};
+  tg_task_desc d = TG_TASK_DESC_INIT;
+  d.fn = noop_task;
+  d.id = "blocked";
+  d.writes = writes;
+  d.n_writes = 1;
+  CHECK_RC(tg_pool_submit(p, &d, NULL), TG_OK);
+  CHECK_RC(tg_pool_wait(p, "blocked", WAIT_MS), TG_OK);
+  tg_result r = TG_RESULT_INIT;
+  CHECK_RC(tg_pool_result(p, "blocked", &r), TG_OK);
+  CHECK(r.status == TG_STATUS_FAILED && r.error && strstr(r.error, "the-other-run"),
+        "the task fails naming the holder: status %d, %s", r.status, r.error ? r.error : "(no error)");
+  tg_lock_close(l);
+  d.id = "after";
+  CHECK_RC(tg_pool_submit(p, &d, NULL), TG_OK);
+  CHECK_RC(tg_pool_wait(p, "after", WAIT_MS), TG_OK);
+  CHECK_RC(tg_pool_result(p, "after", &r), TG_OK);
+  CHECK(r.status == TG_STATUS_SUCCEEDED, "with the lock free the task runs (status %d)", r.status);
+  tg_pool_shutdown(p, TG_SHUTDOWN_DRAIN, WAIT_MS);
+  tg_pool_destroy(p);
 }
 
 int main(int argc, char **argv) {
@@ -571,6 +616,7 @@ int main(int argc, char **argv) {
   test_bad_input();
   uint32_t counts[] = {1, 2, 4, 8};
   for (int k = 0; k < 4; k++) test_pools_across_processes(counts[k]);
+  test_pool_lock_wait();
   char cmd[4300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);

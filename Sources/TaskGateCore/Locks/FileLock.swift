@@ -171,12 +171,11 @@ public final class FileLock: @unchecked Sendable {
         }
         let meta = FileLock.readMetadata(f, size: info.size)
         lastHolder = meta
-        guard let reason = StaleReason.judge(meta, fileMtimeNs: info.mtime_ns, fallbackTimeout: holdTimeout) else {
+        guard StaleReason.judge(meta, fileMtimeNs: info.mtime_ns, fallbackTimeout: holdTimeout) != nil else {
             close(f)
             return .busy
         }
-        let outcome = try takeOver(f, info: info, judged: meta, reason: reason)
-        return outcome
+        return try takeOver(f, info: info, judged: meta)
     }
 
     /// Replaces a stale holder's file with a fresh one already locked by us.
@@ -184,10 +183,13 @@ public final class FileLock: @unchecked Sendable {
     /// between its lock and its check, and no other takeover or clean runs on
     /// it; the path is checked to still name the old file, the holder judged
     /// again, then a new file (locked, metadata written) is renamed over it.
-    private func takeOver(_ f: Int32, info: tgs_file_info, judged: LockMetadata?, reason: StaleReason) throws(TaskGateError) -> Outcome {
+    private func takeOver(_ f: Int32, info: tgs_file_info, judged: LockMetadata?) throws(TaskGateError) -> Outcome {
         defer { close(f) }
         let g = tgs_ofd_lock(f, Int32(TGS_LOCK_WRITE), FileLock.guardByte, 0)
-        if g != 0 { return tgs_errno_busy(g) != 0 ? .busy : .busy }
+        if g != 0 {
+            if tgs_errno_busy(g) != 0 { return .busy }  // another taker, or an acquirer mid-check
+            throw lockError(g)
+        }
         var now = tgs_file_info()
         guard tgs_lstat_at(directory.fd, file, &now) == 0, now.dev == info.dev, now.ino == info.ino else { return .retry }
         if tgs_ofd_lock(f, Int32(TGS_LOCK_WRITE), FileLock.lockByte, 0) == 0 {
@@ -229,7 +231,6 @@ public final class FileLock: @unchecked Sendable {
         tookOverFrom = meta
         tookOver = true
         staleReason = again
-        _ = reason
         return .acquired
     }
 

@@ -76,8 +76,11 @@ public final class LockDirectory: @unchecked Sendable {
 
     /// Names of the lock files here (and takeover leftovers when `leftovers`).
     func lockFileNames(leftovers: Bool = false) -> [String] {
-        let dup = dup(fd)
-        guard dup >= 0, let d = fdopendir(dup) else { return [] }
+        let listing = dup(fd)
+        guard listing >= 0, let d = fdopendir(listing) else {
+            if listing >= 0 { close(listing) }
+            return []
+        }
         defer { closedir(d) }
         rewinddir(d)
         var names: [String] = []
@@ -152,6 +155,21 @@ public final class LockDirectory: @unchecked Sendable {
         let reason = StaleReason.judge(m, fileMtimeNs: info.mtime_ns, fallbackTimeout: staleAfter)
         return Entry(file: file, state: reason == nil ? .held : .stale, metadata: m, staleReason: reason,
                      note: m == nil ? "metadata unreadable (\(info.size) bytes)" : nil)
+    }
+
+    /// Who holds `path`'s lock right now, as the gates report it (lock
+    /// issues); nil when it is free, stale or unusable.
+    public func holder(of path: String, staleAfter: Double) -> GateLockHolder? {
+        let e = inspect(key: path, staleAfter: staleAfter)
+        switch e.state {
+        case .held:
+            return GateLockHolder(holderId: e.metadata?.holderId ?? "unknown", pid: e.metadata?.pid ?? 0,
+                                  host: e.metadata?.host ?? "", shared: false)
+        case .shared:
+            return GateLockHolder(holderId: "shared holders", pid: 0, host: "", shared: true)
+        case .free, .stale, .unsafe:
+            return nil
+        }
     }
 
     // MARK: - Cleaning

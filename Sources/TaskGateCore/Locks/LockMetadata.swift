@@ -132,9 +132,11 @@ public enum StaleReason: Sendable, Equatable, CustomStringConvertible {
         }
         if m.host == ProcessFacts.host {
             if kill(m.pid, 0) != 0 && errno == ESRCH { return .holderDead(pid: m.pid) }
+            // Alive (kill found it, perhaps with EPERM). A start time we cannot
+            // read (/proc hidden, or it died just now) proves nothing: only a
+            // different one proves the pid was reused.
             let start = tgs_proc_start_time(m.pid)
-            if start < 0 { return .holderDead(pid: m.pid) }
-            if start != m.startTime { return .pidReused(pid: m.pid) }
+            if start >= 0 && start != m.startTime { return .pidReused(pid: m.pid) }
         }
         if m.timeout > 0 && now - m.acquiredAt > m.timeout { return .timedOut(seconds: m.timeout) }
         return nil

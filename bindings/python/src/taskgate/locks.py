@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from ctypes import byref, c_char_p, c_int, c_size_t, c_uint32, c_void_p
+from ctypes import byref, c_char_p, c_size_t, c_uint32, c_void_p
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from . import _capi as C
