@@ -802,7 +802,7 @@ int tg_lock_open(const char *dir, const char *key, const tg_lock_options *opts, 
    holder keeps it (tg_last_error() names the holder); TG_EINVAL when this
    handle already holds it; TG_EUNSAFE, TG_ENOLCK, TG_EIO as above. */
 int tg_lock_acquire(tg_lock *lock, int64_t timeout_ms);
-/* Releases it (the metadata is emptied first). TG_EINVAL if not held. */
+/* Releases it (the metadata is blanked first; the file stays). TG_EINVAL if not held. */
 int tg_lock_release(tg_lock *lock);
 /* 1 while this handle holds the lock and its file is still the one at the
    path (0 after a release, or once a takeover past the hold timeout replaced

@@ -55,20 +55,23 @@ private func gateInput(_ tasks: UnsafePointer<tg_gate_task>?, _ n: Int, _ opts: 
     guard stride == MemoryLayout<tg_gate_task>.size else {
         return refuse(TG_EVERSION, "tasks[0].struct_size is \(stride), this library knows \(MemoryLayout<tg_gate_task>.size) (use TG_GATE_TASK_INIT)")
     }
-    /// The strings of one list field, or nil with the error set.
-    func list(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int, _ what: String, _ i: Int) -> [String]? {
+    var normalizer = PathNormalizer.Batch(base: base)
+    /// The strings of one list field (paths normalised), or nil with the error set.
+    func list(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int, _ what: String, _ i: Int,
+              paths: Bool = false) -> [String]? {
         guard count > 0 else { return [] }
         guard let p else {
             _ = fail(TG_EINVAL, "\(function): tasks[\(i)].\(what) is NULL with n_\(what) = \(count)")
             return nil
         }
         var r: [String] = []
+        r.reserveCapacity(count)
         for k in 0..<count {
             guard let s = p[k] else {
                 _ = fail(TG_EINVAL, "\(function): tasks[\(i)].\(what)[\(k)] is NULL")
                 return nil
             }
-            r.append(String(cString: s))
+            r.append(paths ? normalizer.normalize(s) : String(cString: s))
         }
         return r
     }
@@ -78,12 +81,11 @@ private func gateInput(_ tasks: UnsafePointer<tg_gate_task>?, _ n: Int, _ opts: 
             return refuse(TG_EVERSION, "tasks[\(i)].struct_size is \(t.struct_size), tasks[0]'s is \(stride)")
         }
         guard let id = t.id else { return refuse(TG_EINVAL, "tasks[\(i)].id is NULL") }
-        guard let deps = list(t.deps, t.n_deps, "deps", i), let reads = list(t.reads, t.n_reads, "reads", i),
-              let writes = list(t.writes, t.n_writes, "writes", i), let shared = list(t.shared, t.n_shared, "shared", i)
+        guard let deps = list(t.deps, t.n_deps, "deps", i), let reads = list(t.reads, t.n_reads, "reads", i, paths: true),
+              let writes = list(t.writes, t.n_writes, "writes", i, paths: true),
+              let shared = list(t.shared, t.n_shared, "shared", i)
         else { return .failure(Refusal(TG_EINVAL.rawValue)) }
-        out.append(GateTask(id: String(cString: id), dependsOn: deps,
-                            reads: reads.map { PathNormalizer.normalize($0, base: base) },
-                            writes: writes.map { PathNormalizer.normalize($0, base: base) },
+        out.append(GateTask(id: String(cString: id), dependsOn: deps, reads: reads, writes: writes,
                             difficulty: Int(t.difficulty), shared: shared))
     }
     return .success((out, o, lockDir))

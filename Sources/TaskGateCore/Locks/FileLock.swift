@@ -20,6 +20,8 @@ public final class FileLock: @unchecked Sendable {
 
     private var fd: Int32 = -1
     private var inode: (UInt64, UInt64) = (0, 0)
+    /// Bytes of metadata (padding included) this holder wrote: release blanks them.
+    private var written = 0
     /// The last acquisition took the lock from a stale holder (dead, pid
     /// reused, past its timeout, or unreadable and old).
     public private(set) var tookOver = false
@@ -142,17 +144,17 @@ public final class FileLock: @unchecked Sendable {
                 close(f)
                 return .retry
             }
-            let previous = info.size > 0 ? FileLock.readMetadata(f, size: info.size) : nil
+            let (previous, recorded) = FileLock.recordedHolder(f, size: info.size)
             if !shared {
                 try writeMetadata(f, oldSize: info.size)
-            } else if info.size > 0 {
+            } else if recorded {
                 _ = ftruncate(f, 0)  // a dead exclusive holder's metadata
             }
             g = tgs_ofd_lock(f, Int32(TGS_LOCK_NONE), FileLock.guardByte, 0)
             fd = f
             inode = (info.dev, info.ino)
             tookOverFrom = previous
-            tookOver = info.size > 0
+            tookOver = recorded
             staleReason = previous.map { StaleReason.judge($0, fileMtimeNs: 0, fallbackTimeout: 0) ?? .holderDead(pid: $0.pid) }
             return .acquired
         }
@@ -236,25 +238,42 @@ public final class FileLock: @unchecked Sendable {
 
     private static let counterLock = Lock()
 
+    /// Metadata is padded with spaces to a multiple of this, and release
+    /// blanks it instead of truncating: the file keeps its size and its
+    /// block, so a lock cycle costs no block allocation or freeing (on ext4
+    /// that is a journalled extent change each way).
+    static let slotBytes = 256
+    private static let blanks = [UInt8](repeating: 0x20, count: LockMetadata.maxBytes)
+
     private func writeMetadata(_ f: Int32, oldSize: Int64) throws(TaskGateError) {
         let (pid, start) = ProcessFacts.current()
         let m = LockMetadata(key: key, holderId: holderId, pid: pid, startTime: start, host: ProcessFacts.host,
                              acquiredAt: ProcessFacts.wallSeconds(), timeout: holdTimeout)
-        var text = m.json
-        let n = text.withUTF8 { pwrite(f, $0.baseAddress, $0.count, 0) }
-        let len = text.utf8.count
-        if n != len {
+        // The JSON line, then spaces to the slot's end, then the newline.
+        var bytes = Array(m.json.utf8)
+        let len = bytes.count
+        var padded = (len + FileLock.slotBytes - 1) / FileLock.slotBytes * FileLock.slotBytes
+        // Keep a larger file's size when it still fits what is read back.
+        if oldSize > Int64(padded), oldSize <= Int64(LockMetadata.maxBytes) { padded = Int(oldSize) }
+        if padded > len {
+            bytes[len - 1] = 0x20
+            bytes.append(contentsOf: repeatElement(0x20, count: padded - len))
+            bytes[padded - 1] = 0x0a
+        }
+        let n = bytes.withUnsafeBufferPointer { pwrite(f, $0.baseAddress, $0.count, 0) }
+        if n != padded {
             let e = errno
             _ = tgs_ofd_lock(f, Int32(TGS_LOCK_NONE), FileLock.lockByte, 0)
             close(f)
             throw .io("lock '\(key)': writing metadata to \(directory.path)/\(file) failed: \(n < 0 ? String(cString: strerror(e)) : "short write")")
         }
-        if oldSize > Int64(len) { _ = ftruncate(f, off_t(len)) }
+        if oldSize > Int64(padded) { _ = ftruncate(f, off_t(padded)) }
+        written = padded
     }
 
     // MARK: - Release
 
-    /// Releases the lock (empties the metadata while still holding it, then
+    /// Releases the lock (blanks the metadata while still holding it, then
     /// unlocks). The file stays: removing it on release is what lets two
     /// holders in (see README). Releasing a lock not held is `.invalid`.
     public func release() throws(TaskGateError) {
@@ -263,7 +282,11 @@ public final class FileLock: @unchecked Sendable {
         fd = -1
         // Only empty the file if it is still ours: after a takeover the path
         // names another holder's file, and ours is an orphan anyway.
-        if !shared { _ = ftruncate(f, 0) }
+        if !shared, written > 0 {
+            let n = FileLock.blanks.withUnsafeBufferPointer { pwrite(f, $0.baseAddress, written, 0) }
+            if n != written { _ = ftruncate(f, 0) }  // could not blank it: empty it
+        }
+        written = 0
         _ = tgs_ofd_lock(f, Int32(TGS_LOCK_NONE), FileLock.lockByte, 0)
         close(f)
     }
@@ -281,13 +304,26 @@ public final class FileLock: @unchecked Sendable {
 
     // MARK: - Helpers
 
+    /// What the file records about a previous exclusive holder: its metadata
+    /// (nil when unreadable), and whether anything is recorded at all. An
+    /// empty file, or one of blanks (a released lock), records nobody.
+    /// What the file records about a previous exclusive holder: its metadata
+    /// (nil when unreadable), and whether anything is recorded at all. An
+    /// empty file, or one of blanks (a released lock), records nobody.
+    static func recordedHolder(_ f: Int32, size: Int64) -> (LockMetadata?, Bool) {
+        guard size > 0 else { return (nil, false) }
+        guard size <= Int64(LockMetadata.maxBytes) else { return (nil, true) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: LockMetadata.maxBytes + 1) { buf in
+            let n = pread(f, buf.baseAddress, LockMetadata.maxBytes + 1, 0)
+            guard n > 0, n <= LockMetadata.maxBytes else { return (nil, n != 0) }
+            let bytes = UnsafeBufferPointer(rebasing: buf[0..<n])
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0 || $0 == 0x0a }) { return (nil, false) }
+            return (LockMetadata.parse(bytes), true)
+        }
+    }
+
     static func readMetadata(_ f: Int32, size: Int64) -> LockMetadata? {
-        guard size > 0, size <= Int64(LockMetadata.maxBytes) else { return nil }
-        let buf = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: LockMetadata.maxBytes + 1)
-        defer { buf.deallocate() }
-        let n = pread(f, buf.baseAddress, LockMetadata.maxBytes + 1, 0)
-        guard n > 0, n <= LockMetadata.maxBytes else { return nil }
-        return LockMetadata.parse(UnsafeBufferPointer(rebasing: buf[0..<n]))
+        recordedHolder(f, size: size).0
     }
 
     private func lockError(_ e: Int32) -> TaskGateError {

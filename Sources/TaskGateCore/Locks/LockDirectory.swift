@@ -143,8 +143,8 @@ public final class LockDirectory: @unchecked Sendable {
         if q == Int32(TGS_LOCK_NONE) {
             // Free. Metadata left behind means its holder ended without
             // releasing it (died): stale, for whoever takes it next.
-            guard info.size > 0 else { return Entry(file: file, state: .free) }
-            let m = FileLock.readMetadata(f, size: info.size)
+            let (m, recorded) = FileLock.recordedHolder(f, size: info.size)
+            guard recorded else { return Entry(file: file, state: .free) }
             let reason = m.flatMap { StaleReason.judge($0, fileMtimeNs: info.mtime_ns, fallbackTimeout: 0) } ?? .holderDead(pid: m?.pid ?? 0)
             return Entry(file: file, state: .stale, metadata: m, staleReason: reason,
                          note: m == nil ? "metadata unreadable (\(info.size) bytes); nobody holds the lock" : "nobody holds the lock; its holder ended without releasing it")

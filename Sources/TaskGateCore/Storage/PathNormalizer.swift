@@ -83,6 +83,23 @@ public struct PathNormalizer {
         return n.string
     }
 
+    /// Many C paths against one base with one buffer: the C doors' form
+    /// (one String made per path, nothing else).
+    public struct Batch: ~Copyable {
+        private var normalizer = PathNormalizer()
+        private let base: [UInt8]
+
+        /// `base` must be absolute.
+        public init(base: String) { self.base = Array(base.utf8) }
+
+        public mutating func normalize(_ path: UnsafePointer<CChar>) -> String {
+            base.withUnsafeBufferPointer { normalizer.normalize(path, base: $0.baseAddress!, baseCount: $0.count) }
+            return normalizer.string
+        }
+
+        deinit { normalizer.release() }
+    }
+
     /// The current directory's bytes (absolute), or "/" when it cannot be read.
     public static func currentDirectory() -> [UInt8] {
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
