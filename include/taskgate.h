@@ -60,11 +60,11 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define TG_VERSION_MAJOR 0
-#define TG_VERSION_MINOR 5
+#define TG_VERSION_MINOR 6
 #define TG_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, as tg_version() returns it. */
 #define TG_VERSION_NUMBER (TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH)
-#define TG_VERSION_STRING "0.5.0"
+#define TG_VERSION_STRING "0.6.0"
 
 /* The version of the library actually loaded, as TG_VERSION_NUMBER encodes it.
    Compare with TG_VERSION_NUMBER to detect a header/library mismatch: the
@@ -906,6 +906,105 @@ int tg_gate_suggest(const tg_gate_task *tasks, size_t n, const tg_gate_options *
    range (naming the edge). */
 int tg_gate_find_cycles(size_t n_nodes, const uint32_t *from, const uint32_t *to, size_t n_edges,
                         size_t *out_cycles, char **out_json);
+
+/* ---- partial failure and aggregation (since 0.6) ------------------------- */
+
+/* A group's policy (seed 002 section 6). A group needs min_required of its
+   members to succeed (0: ceil(min_fraction x members) when min_fraction > 0,
+   else all of them), counted over the members submitted so far: submit a
+   group in one batch, or set min_required, when the count matters early.
+   TG_GROUP_CRITICAL: once fewer than required can still succeed (a member
+   failed, timed out or was rejected), the group's unfinished members are
+   cancelled, their error naming the task that failed; the same as a member
+   carrying TG_TASK_CRITICAL, which is this with min_required 0.
+   TG_GROUP_CANCEL_ALL (with CRITICAL): cancel every unfinished task of the
+   pool instead: the run fails. */
+#define TG_GROUP_CRITICAL (1u << 0)
+#define TG_GROUP_CANCEL_ALL (1u << 1)
+
+typedef struct tg_group_options {
+  uint32_t struct_size;  /* sizeof(tg_group_options) */
+  uint32_t flags;        /* TG_GROUP_* */
+  uint32_t min_required; /* successes needed; 0: see min_fraction */
+  uint32_t reserved;     /* 0 */
+  double min_fraction;   /* 0 < f <= 1, used when min_required is 0; 0: all */
+} tg_group_options;
+
+#define TG_GROUP_OPTIONS_INIT { (uint32_t)sizeof(tg_group_options), 0, 0, 0, 0.0 }
+
+/* Sets the group's policy, creating the group when no task named it yet. It
+   replaces the group's earlier policy (a TG_TASK_CRITICAL member's included)
+   and applies from the next member that ends. Thread-safe. Errors: TG_EINVAL
+   (empty name, unknown flags, CANCEL_ALL without CRITICAL, min_fraction
+   outside 0 .. 1, reserved not 0), TG_EVERSION. */
+int tg_pool_set_group(tg_pool *pool, const char *group, const tg_group_options *opts);
+
+typedef enum tg_group_state {
+  TG_GROUP_RUNNING = 0,   /* undecided: members still to end could change it */
+  TG_GROUP_SUCCEEDED = 1, /* every member ended and at least required succeeded */
+  TG_GROUP_FAILED = 2     /* fewer than required can still succeed */
+} tg_group_state;
+
+typedef struct tg_group_outcome {
+  uint32_t struct_size;  /* sizeof(tg_group_outcome), set by the caller */
+  int32_t state;         /* tg_group_state */
+  uint32_t total;        /* members submitted so far */
+  uint32_t required;     /* successes needed, resolved */
+  uint32_t succeeded, failed, timed_out, rejected, cancelled, skipped, unfinished;
+  int32_t partial_results; /* 1: succeeded with some members failed */
+} tg_group_outcome;
+
+#define TG_GROUP_OUTCOME_INIT { (uint32_t)sizeof(tg_group_outcome), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+/* The group's outcome now. *out (may be NULL) gets the counts; *out_json (may
+   be NULL) {"group", "state", "success" (null while running),
+   "partial_results", "failed_count", "min_required", "critical", the counts,
+   "reason" ("insufficient results (k/required): ..." when failed, else null),
+   "failures" [{"task", "status", "error"}]}, yours (tg_free).
+   TG_ENOTFOUND for a group no task or tg_pool_set_group named. */
+int tg_pool_group_outcome(tg_pool *pool, const char *group, tg_group_outcome *out, char **out_json);
+
+/* How outputs combine (seed 002 section 5). Every kind keeps input order:
+   items come out in the order of the output, then the item, that first
+   gave them. Outputs are JSON texts; a value that is not a list counts as a
+   list of one for UNION, INTERSECTION and FREQUENCY. Values compare as JSON
+   (object key order and 1 vs 1.0 do not matter). */
+typedef enum tg_aggregate_kind {
+  TG_AGGREGATE_COLLECT = 0,      /* [each output, or null], in order */
+  TG_AGGREGATE_UNION = 1,        /* every item of any output, once */
+  TG_AGGREGATE_INTERSECTION = 2, /* the first output's items that all outputs have */
+  TG_AGGREGATE_MAJORITY = 3,     /* the output most gave ("votes", "tie"; ties: the first given) */
+  TG_AGGREGATE_FREQUENCY = 4     /* [{"pattern", "count", "frequency"}] for items in at
+                                    least threshold of the outputs */
+} tg_aggregate_kind;
+
+typedef struct tg_aggregate_options {
+  uint32_t struct_size;  /* sizeof(tg_aggregate_options) */
+  uint32_t kind;         /* tg_aggregate_kind */
+  uint32_t min_required; /* outputs needed for a result; 0: no minimum */
+  uint32_t reserved;     /* 0 */
+  double threshold;      /* FREQUENCY: 0 < t <= 1; 0: 0.4 (the seed's) */
+} tg_aggregate_options;
+
+#define TG_AGGREGATE_OPTIONS_INIT { (uint32_t)sizeof(tg_aggregate_options), 0, 0, 0, 0.0 }
+
+/* Aggregates outputs[0 .. n) (NUL-terminated JSON texts; NULL: that task gave
+   nothing, a failure). *out_json gets {"kind", "success", "partial_results",
+   "failed_count", "inputs", "used", "min_required", "reason", "result",
+   ("votes", "tie" for MAJORITY), "failures" [{"task": null, "status",
+   "error"}]}, yours (tg_free). With fewer than min_required outputs the
+   answer is TG_OK with "success": false and "reason": "insufficient results
+   (k/min_required)". Errors: TG_EINVAL (an output that is not JSON: its
+   index, line and column in tg_last_error(); a bad kind or threshold),
+   TG_EVERSION. */
+int tg_aggregate(const char *const *outputs, size_t n, const tg_aggregate_options *opts, char **out_json);
+
+/* The same over the pool's tasks (group NULL: every task submitted so far),
+   in submission order: a task that did not succeed, or has not ended, or
+   whose output is not JSON text, is a failure named in "failures" with its
+   id, status ("failed", "timed_out", ..., "running", "bad_output") and
+   error. TG_ENOTFOUND for an unknown group. */
+int tg_pool_aggregate(tg_pool *pool, const char *group, const tg_aggregate_options *opts, char **out_json);
 
 /* Frees text the library made for you (out_json parameters). NULL is fine. */
 void tg_free(void *p);

@@ -181,6 +181,59 @@ final class Runner {
         } catch {
             throw UsageError("cannot start the worker pool: \(error.description)")
         }
+        for (name, policy, _) in file.groups {
+            var failure: TaskGateError? = nil
+            name.withCString { n in
+                do { try pool.setGroup(n, policy) } catch { failure = (error as? TaskGateError) ?? .invalid("\(error)") }
+            }
+            if let failure { throw UsageError("\(file.path): group '\(name)': \(failure.description)") }
+        }
+    }
+
+    // MARK: groups and aggregates (seed 002 §5, §6)
+
+    /// Every group the file gives a policy, judged now.
+    func groupOutcomes() -> [GroupOutcome] {
+        file.groups.compactMap { g in g.0.withCString { n in try? pool.groupOutcome(n) } }
+    }
+
+    /// The file's aggregations over the tasks' outputs (parsed as JSON).
+    func aggregateReports() -> [(String, AggregationReport?, String?)] {
+        file.aggregates.map { def in
+            let inputs = def.from.map { k -> AggregationInput in
+                let id = file.tasks[k].id
+                guard let i = id.withCString({ n in try? pool.lookup(n) }) else {
+                    return AggregationInput(id: id, value: nil, status: "not_run", error: "the task was not submitted")
+                }
+                let r = pool.result(i)
+                guard r.status == .succeeded else {
+                    return AggregationInput(id: id, value: nil, status: key(r.status), error: r.error.map { String(cString: $0) })
+                }
+                guard let out = r.output else { return AggregationInput(id: id, value: nil, status: "no_output", error: "the task set no output") }
+                var len = r.outputLength
+                if len > 0 && out.load(fromByteOffset: len - 1, as: UInt8.self) == 0 { len -= 1 }
+                do {
+                    return AggregationInput(id: id, value: try JSONValue.parse(bytes: UnsafeBufferPointer(start: out.assumingMemoryBound(to: UInt8.self), count: len)))
+                } catch {
+                    return AggregationInput(id: id, value: nil, status: "bad_output", error: "output is not JSON: \(error)")
+                }
+            }
+            do { return (def.name, try aggregate(inputs, options: def.options), nil) } catch { return (def.name, nil, "\(error)") }
+        }
+    }
+
+    /// 1 when the run fell short: a task failed outside a group whose policy
+    /// tolerates it, a group failed, or an aggregation had too few results.
+    func shortfall(_ outcomes: [GroupOutcome], _ aggs: [(String, AggregationReport?, String?)]) -> Bool {
+        if outcomes.contains(where: { $0.state != .succeeded }) { return true }
+        if aggs.contains(where: { $0.1?.success != true }) { return true }
+        let tolerant = Set(outcomes.map(\.name))
+        for i in 0..<pool.submittedCount {
+            let r = pool.result(Int32(i))
+            if r.status == .succeeded { continue }
+            guard let g = r.group, tolerant.contains(String(cString: g)) else { return true }
+        }
+        return false
     }
 
     func event(_ o: JSONObject) { if options.json { stdoutStream.line(o.text) } }
@@ -460,15 +513,21 @@ final class Runner {
         var stopped = true
         do { try pool.shutdown(interruptMode >= 2 ? .abort : .drain, timeout: interruptMode >= 2 ? 2_000_000_000 : -1) } catch { stopped = false }
         let wall = Double(tgs_monotonic_ns() - started) / 1e9
-        let failedAny = total - (counts[.succeeded] ?? 0) > 0
+        let outcomes = groupOutcomes()
+        let aggs = aggregateReports()
+        let failedAny = total < file.tasks.count || shortfall(outcomes, aggs)
         let code: Int32 = interruptMode > 0 ? 130 : (failedAny ? 1 : 0)
-        if let path = options.resultsPath { try writeResults(path, wall: wall, code: code) }
+        let groupsJSON = "{" + outcomes.map { JSONOut.quote($0.name) + ":" + $0.json }.joined(separator: ",") + "}"
+        let aggsJSON = "{" + aggs.map { a in JSONOut.quote(a.0) + ":" + (a.1?.json ?? "{\"success\":false,\"reason\":" + JSONOut.quote(a.2 ?? "") + "}") }.joined(separator: ",") + "}"
+        if let path = options.resultsPath { try writeResults(path, wall: wall, code: code, groups: groupsJSON, aggregates: aggsJSON) }
         var f = eventBase("run_finished")
         f.add("tasks", total)
         for s in [TaskStatus.succeeded, .failed, .timedOut, .cancelled, .skipped, .rejected] { f.add(key(s), counts[s] ?? 0) }
         f.add("wall_s", wall)
         f.add(raw: "breakers", breakersJSON())
         f.add("interrupted", interruptMode > 0)
+        if !outcomes.isEmpty { f.add(raw: "groups", groupsJSON) }
+        if !aggs.isEmpty { f.add(raw: "aggregates", aggsJSON) }
         f.add("exit_code", Int(code))
         event(f)
         if !options.quiet && config.monitoring && config.logLevel != "ERROR" { summary(total, wall) }
@@ -616,7 +675,7 @@ final class Runner {
         }
     }
 
-    func writeResults(_ path: String, wall: Double, code: Int32) throws(UsageError) {
+    func writeResults(_ path: String, wall: Double, code: Int32, groups: String = "{}", aggregates: String = "{}") throws(UsageError) {
         var text = "{\n"
         text += "  \"version\": 1,\n  \"run_id\": \(JSONOut.quote(runId)),\n  \"file\": \(JSONOut.quote(file.path)),\n"
         text += "  \"wall_s\": \(JSONOut.number(wall)),\n  \"interrupted\": \(interruptMode > 0),\n  \"exit_code\": \(code),\n"
@@ -645,7 +704,7 @@ final class Runner {
             addPolicyFields(&o, i, r)
             text += "    " + o.text + (i + 1 < pool.submittedCount ? ",\n" : "\n")
         }
-        text += "  ]\n}\n"
+        text += "  ],\n  \"groups\": \(groups),\n  \"aggregates\": \(aggregates)\n}\n"
         try writeAtomically(path, text)
     }
 }

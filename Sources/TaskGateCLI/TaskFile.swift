@@ -29,6 +29,15 @@ struct TaskDef {
     var node: Node
 }
 
+/// One entry of the task file's `aggregate` section.
+struct AggregateDef {
+    var name: String
+    var options: AggregationOptions
+    /// Task indices (file order) whose outputs it combines.
+    var from: [Int]
+    var node: Node
+}
+
 struct TaskFile {
     var path: String          // as given
     var folder: String        // absolute folder of the file
@@ -38,6 +47,10 @@ struct TaskFile {
     /// alias -> (path as written, node)
     var plugins: [(String, String, Node)] = []
     var tasks: [TaskDef] = []
+    /// `groups`: partial-failure policies by group name (seed 002 §6).
+    var groups: [(String, GroupPolicy, Node)] = []
+    /// `aggregate`: named aggregations of task outputs (seed 002 §5).
+    var aggregates: [AggregateDef] = []
 
     static let taskFields: Set<String> = ["id", "processor", "args", "priority", "depends_on", "reads", "writes",
                                           "difficulty", "timeout_s", "group", "critical", "payload", "description",
@@ -65,8 +78,8 @@ struct TaskFile {
 
     private mutating func check(cycles: Bool) throws(UsageError) {
         guard let top = root.members else { throw UsageError("\(at(root)): a task file is a JSON object, got \(root.kind)") }
-        for (k, n) in top where !["version", "config", "plugins", "policies", "tasks", "description", "$schema"].contains(k) {
-            throw UsageError("\(at(n)): unknown top-level field '\(k)' (known: version, config, plugins, policies, tasks, description, $schema)")
+        for (k, n) in top where !["version", "config", "plugins", "policies", "groups", "aggregate", "tasks", "description", "$schema"].contains(k) {
+            throw UsageError("\(at(n)): unknown top-level field '\(k)' (known: version, config, plugins, policies, groups, aggregate, tasks, description, $schema)")
         }
         for k in ["description", "$schema"] {
             if let n = root[k], n.string == nil { throw UsageError("\(at(n)): field '\(k)' must be a string, got \(n.kind)") }
@@ -106,7 +119,93 @@ struct TaskFile {
                 throw UsageError("\(at(dn)): task '\(def.id)' field 'depends_on': no task has the id '\(d)'")
             }
         }
+        try readGroups()
+        try readAggregates(ids: seen)
         if cycles { try checkCycles() }
+    }
+
+    /// `"groups": {"fetch": {"min_required": 3 | "50%" | 0.5, "critical": true, "cancel_all": false}}`.
+    private mutating func readGroups() throws(UsageError) {
+        guard let g = root["groups"] else { return }
+        guard let members = g.members else { throw UsageError("\(at(g)): field 'groups' must be an object of name: policy, got \(g.kind)") }
+        let used = Set(tasks.compactMap(\.group))
+        for (name, n) in members {
+            let who = "group '\(name)'"
+            guard !name.isEmpty, !name.utf8.contains(0) else { throw UsageError("\(at(n)): a group name must be non-empty text without NUL") }
+            guard let fields = n.members else { throw UsageError("\(at(n)): \(who) must be an object, got \(n.kind)") }
+            var p = GroupPolicy()
+            for (k, v) in fields {
+                switch k {
+                case "critical", "cancel_all":
+                    guard let b = v.bool else { throw UsageError("\(at(v)): \(who) field '\(k)' must be true or false, got \(v.kind)") }
+                    if k == "critical" { p.critical = b } else { p.cancelAll = b }
+                case "min_required":
+                    if let t = v.string, t.hasSuffix("%"), let pct = Double(t.dropLast()), pct > 0, pct <= 100 {
+                        p.minFraction = pct / 100
+                    } else if v.isIntegerText, let i = v.int64, i >= 0, i <= Int64(UInt32.max) {
+                        p.minRequired = Int(i)
+                    } else if let d = v.double, d > 0, d < 1 {
+                        p.minFraction = d
+                    } else {
+                        throw UsageError("\(at(v)): \(who) field 'min_required' must be a count (3), a percentage (\"50%\") or a fraction (0.5), got \(v.kind == "a string" ? "'\(v.string!)'" : v.kind)")
+                    }
+                default:
+                    throw UsageError("\(at(v)): \(who): unknown field '\(k)' (known: critical, cancel_all, min_required)")
+                }
+            }
+            if p.cancelAll && !p.critical { throw UsageError("\(at(n)): \(who): cancel_all needs \"critical\": true") }
+            guard used.contains(name) else { throw UsageError("\(at(n)): \(who): no task names this group (set a task's \"group\")") }
+            groups.append((name, p, n))
+        }
+    }
+
+    /// `"aggregate": {"deps": {"kind": "union", "from": "fetch" | ["t1", "t2"], "threshold": 0.4, "min_required": 2}}`.
+    private mutating func readAggregates(ids: [String: Node]) throws(UsageError) {
+        guard let a = root["aggregate"] else { return }
+        guard let members = a.members else { throw UsageError("\(at(a)): field 'aggregate' must be an object of name: aggregation, got \(a.kind)") }
+        let groupNames = Set(tasks.compactMap(\.group))
+        for (name, n) in members {
+            let who = "aggregate '\(name)'"
+            guard let fields = n.members else { throw UsageError("\(at(n)): \(who) must be an object, got \(n.kind)") }
+            var def = AggregateDef(name: name, options: AggregationOptions(kind: .union), from: [], node: n)
+            var sawFrom = false
+            for (k, v) in fields {
+                switch k {
+                case "kind":
+                    guard let t = v.string, let kind = AggregationKind(rawValue: t) else {
+                        throw UsageError("\(at(v)): \(who) field 'kind' must be one of \(AggregationKind.allCases.map(\.rawValue).joined(separator: ", ")), got \(v.string.map { "'\($0)'" } ?? v.kind)")
+                    }
+                    def.options.kind = kind
+                case "threshold":
+                    guard let d = v.double, d > 0, d <= 1 else { throw UsageError("\(at(v)): \(who) field 'threshold' must be a number above 0 and at most 1, got \(v.kind)") }
+                    def.options.threshold = d
+                case "min_required":
+                    guard v.isIntegerText, let i = v.int64, i >= 0, i <= Int64(Int32.max) else {
+                        throw UsageError("\(at(v)): \(who) field 'min_required' must be a whole number 0 or more, got \(v.kind)")
+                    }
+                    def.options.minRequired = Int(i)
+                case "from":
+                    sawFrom = true
+                    if let g = v.string {
+                        guard groupNames.contains(g) else { throw UsageError("\(at(v)): \(who) field 'from': no task is in group '\(g)'") }
+                        def.from = tasks.indices.filter { tasks[$0].group == g }
+                    } else if let list = v.array, !list.isEmpty {
+                        for item in list {
+                            guard let id = item.string, ids[id] != nil else {
+                                throw UsageError("\(at(item)): \(who) field 'from': no task has the id \(item.string.map { "'\($0)'" } ?? item.kind)")
+                            }
+                            def.from.append(tasks.firstIndex { $0.id == id }!)
+                        }
+                    } else {
+                        throw UsageError("\(at(v)): \(who) field 'from' must be a group name or a non-empty list of task ids, got \(v.kind)")
+                    }
+                default:
+                    throw UsageError("\(at(v)): \(who): unknown field '\(k)' (known: kind, from, threshold, min_required)")
+                }
+            }
+            guard sawFrom else { throw UsageError("\(at(n)): \(who): field 'from' is missing (a group name or a list of task ids)") }
+            aggregates.append(def)
+        }
     }
 
     /// Finds a dependency cycle before anything loads, naming it and where

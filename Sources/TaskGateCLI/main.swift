@@ -9,7 +9,7 @@ import TaskGateCore
 import Glibc
 #endif
 
-let version = "0.5.0"
+let version = "0.6.0"
 
 let mainHelp = """
 usage: taskgate <command> [options]
@@ -78,8 +78,15 @@ Task file:
        "breaker": {"failure_threshold": 5, "success_threshold": 2, "open_s": 60},
        "limit": {"max_concurrent": 2, "requests_per_minute": 60},
        "credentials": {"env": "API_KEY", "cooldown_s": 60},
-       "fallback": "text.cached"}}}
-  A policy named "default" applies to tasks that name none. A retry with
+       "fallback": "text.cached"}},
+   "groups": {"g1": {"min_required": 2, "critical": false, "cancel_all": false}},
+   "aggregate": {"deps": {"kind": "union", "from": "g1", "threshold": 0.4, "min_required": 2}}}
+  A policy named "default" applies to tasks that name none.
+  A group succeeds when min_required of its tasks do (a count, "50%" or 0.5;
+  default all); its tolerated failures do not fail the run. A critical group
+  that can no longer succeed cancels its other tasks (cancel_all: the run's).
+  Aggregations (collect, union, intersection, majority, frequency) read each
+  task's output as JSON and land in the results file's "aggregates". A retry with
   neither delays_s nor base_delay_s waits the config's retry_delays. Keys
   come from API_KEY_1, API_KEY_2, ... (and API_BASE_URL_n, API_MODEL_n),
   never from the file, and are never printed.

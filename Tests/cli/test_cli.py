@@ -358,6 +358,9 @@ class SchemaAgreesWithCLITest(TempDirTest):
                     "seed": 42,
                 },
             },
+            "groups": {"g": {"min_required": 1, "critical": True, "cancel_all": False}},
+            "aggregate": {"stats": {"kind": "collect", "from": ["c"], "min_required": 1},
+                          "common": {"kind": "frequency", "from": "g", "threshold": 0.5}},
         }
 
     def check(self, doc):
@@ -435,6 +438,17 @@ class SchemaAgreesWithCLITest(TempDirTest):
             "critical a string": task_change(critical="yes"),
             "payload a number": task_change(payload=5),
             "task description a number": task_change(description=5),
+            "groups an array": set_top("groups", []),
+            "group min_required -1": set_top("groups", {"g": {"min_required": -1}}),
+            "group min_required 150%": set_top("groups", {"g": {"min_required": "150%"}}),
+            "group min_required 1.5": set_top("groups", {"g": {"min_required": 1.5}}),
+            "group unknown field": set_top("groups", {"g": {"minimum": 1}}),
+            "group critical a string": set_top("groups", {"g": {"critical": "yes"}}),
+            "aggregate kind average": set_top("aggregate", {"x": {"kind": "average", "from": "g"}}),
+            "aggregate without from": set_top("aggregate", {"x": {"kind": "union"}}),
+            "aggregate from empty list": set_top("aggregate", {"x": {"from": []}}),
+            "aggregate threshold 0": set_top("aggregate", {"x": {"from": "g", "threshold": 0}}),
+            "aggregate unknown field": set_top("aggregate", {"x": {"from": "g", "by": "id"}}),
             "config an array": set_top("config", []),
             "config unknown key": config(max_paralel_tasks=2),
             "config max_parallel_tasks 0": config(max_parallel_tasks=0),
@@ -1532,6 +1546,95 @@ class ResilienceTest(TempDirTest):
 
 def excl_task(tid, sentinel, ms=2, **fields):
     return dict({"id": tid, "processor": "flaky.exclusive", "args": [str(sentinel), ms]}, **fields)
+
+
+class ResultsTest(TempDirTest):
+    """Groups with min_required, critical groups, and the aggregate section (seed 002 sections 5 and 6)."""
+
+    def fail_task(self, tid, **fields):
+        return dict({"id": tid, "processor": "flaky.fail_first", "args": [tid, 1]}, **fields)
+
+    def run_results(self, tasks, **top):
+        write_task_file(self.dir, tasks, **top)
+        r = tg("run", "tasks.json", "--results", "results.json", "--json", cwd=self.dir)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        return r, json.loads((self.dir / "results.json").read_text())
+
+    def test_group_at_exactly_min_required_succeeds_and_one_below_fails(self):
+        tasks = [echo_task("a1", group="a"), echo_task("a2", group="a"), self.fail_task("a3", group="a")]
+        r, res = self.run_results(tasks, groups={"a": {"min_required": 2}})
+        self.assertEqual(r.returncode, 0, r.stderr)  # the failure is tolerated by its group
+        g = res["groups"]["a"]
+        self.assertEqual((g["state"], g["success"], g["partial_results"], g["failed_count"], g["min_required"]),
+                         ("succeeded", True, True, 1, 2))
+        self.assertEqual([f["task"] for f in g["failures"]], ["a3"])
+        finished = [e for e in json_lines(r.stdout) if e["event"] == "run_finished"][0]
+        self.assertEqual(finished["groups"]["a"]["state"], "succeeded")
+
+        r, res = self.run_results(tasks, groups={"a": {"min_required": "100%"}})
+        self.assertEqual(r.returncode, 1)
+        g = res["groups"]["a"]
+        self.assertEqual((g["state"], g["success"]), ("failed", False))
+        self.assertEqual(g["reason"], "insufficient results (2/3): 2 of 3 tasks succeeded, 3 required")
+
+    def test_a_failure_outside_tolerant_groups_still_fails_the_run(self):
+        tasks = [echo_task("a1", group="a"), self.fail_task("a2", group="a"), self.fail_task("loose")]
+        r, res = self.run_results(tasks, groups={"a": {"min_required": 1}})
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(res["groups"]["a"]["state"], "succeeded")
+
+    def test_critical_cancel_all_cancels_the_rest_of_the_run(self):
+        tasks = [self.fail_task("core", group="core", priority="high")] + \
+                [sleep_task(f"side{i}", 5000) for i in range(3)]
+        write_task_file(self.dir, tasks, config={"workers": 2}, groups={"core": {"critical": True, "cancel_all": True}})
+        r = tg("run", "tasks.json", "--results", "results.json", cwd=self.dir, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        res = {t["id"]: t for t in json.loads((self.dir / "results.json").read_text())["tasks"]}
+        for i in range(3):
+            self.assertEqual(res[f"side{i}"]["status"], "cancelled", res[f"side{i}"])
+            self.assertIn("critical group 'core'", res[f"side{i}"]["error"])
+
+    def test_aggregations_land_in_the_results_file(self):
+        tasks = [echo_task("v1", '["numpy", "requests"]', group="deps"),
+                 echo_task("v2", '["requests", "flask"]', group="deps"),
+                 echo_task("v3", '["requests", "numpy"]', group="deps"),
+                 echo_task("junk", "not json", group="deps"),
+                 self.fail_task("dead", group="deps"),
+                 echo_task("yes1", '"approve"'), echo_task("no1", '"reject"'), echo_task("yes2", '"approve"')]
+        r, res = self.run_results(tasks, groups={"deps": {"min_required": 3}}, aggregate={
+            "all": {"kind": "union", "from": "deps"},
+            "common": {"kind": "frequency", "from": "deps", "threshold": 0.5},
+            "everywhere": {"kind": "intersection", "from": "deps"},
+            "vote": {"kind": "majority", "from": ["yes1", "no1", "yes2"]},
+            "in_order": {"kind": "collect", "from": ["yes2", "dead", "yes1"]},
+            "too_few": {"kind": "union", "from": "deps", "min_required": 4}})
+        self.assertEqual(r.returncode, 1)  # too_few fell short
+        a = res["aggregates"]
+        self.assertEqual(a["all"]["result"], ["numpy", "requests", "flask"])
+        self.assertEqual((a["all"]["partial_results"], a["all"]["failed_count"], a["all"]["used"]), (True, 2, 3))
+        self.assertEqual({f["task"]: f["status"] for f in a["all"]["failures"]}, {"junk": "bad_output", "dead": "failed"})
+        self.assertEqual([x["pattern"] for x in a["common"]["result"]], ["numpy", "requests"])
+        self.assertEqual(a["everywhere"]["result"], ["requests"])
+        self.assertEqual((a["vote"]["result"], a["vote"]["votes"], a["vote"]["tie"]), ("approve", 2, False))
+        self.assertEqual(a["in_order"]["result"], ["approve", None, "approve"])
+        self.assertEqual((a["too_few"]["success"], a["too_few"]["reason"]), (False, "insufficient results (3/4)"))
+
+    def test_bad_groups_and_aggregates_name_the_place(self):
+        cases = [
+            ({"groups": {"nobody": {"min_required": 1}}}, "group 'nobody': no task names this group"),
+            ({"groups": {"a": {"min_required": "lots"}}}, "field 'min_required' must be a count"),
+            ({"groups": {"a": {"cancel_all": True}}}, "cancel_all needs \"critical\": true"),
+            ({"aggregate": {"x": {"from": "ghost"}}}, "no task is in group 'ghost'"),
+            ({"aggregate": {"x": {"from": ["a1", "zz"]}}}, "no task has the id 'zz'"),
+            ({"aggregate": {"x": {"kind": "mean", "from": "a"}}}, "field 'kind' must be one of collect, union"),
+        ]
+        for top, message in cases:
+            with self.subTest(message):
+                write_task_file(self.dir, [echo_task("a1", group="a")], **top)
+                r = tg("run", "tasks.json", cwd=self.dir)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(message, r.stderr)
+                self.assertRegex(r.stderr, r"tasks\.json:\d+:\d+: ")
 
 
 class GatesCommandTest(TempDirTest):

@@ -42,7 +42,7 @@ public enum ShutdownMode: Sendable { case drain, abort }
 
 private let failedWithoutMessage: StaticString = "the processor reported failure"
 let abortNote = "cancelled: the pool was shut down (abort)"
-let cancelAllNote = "cancelled: the pool's tasks were cancelled"
+public let cancelAllNote = "cancelled: the pool's tasks were cancelled"
 
 extension TaskPool {
     // MARK: - Threads
@@ -323,6 +323,58 @@ extension TaskPool {
                          rejected: n(.rejected))
     }
 
+    // MARK: - Groups: partial failure
+
+    /// Sets group `name`'s policy (creating the group when new). It applies
+    /// from now on: a failure already past is judged again only when the
+    /// next member fails. `critical` here replaces what TG_TASK_CRITICAL
+    /// tasks set.
+    public func setGroup(_ name: UnsafePointer<CChar>, _ p: GroupPolicy) throws(TaskGateError) {
+        guard name.pointee != 0 else { throw .invalid("group name is empty") }
+        guard p.minRequired >= 0, p.minRequired <= Int(UInt32.max) else { throw .invalid("min_required must be 0 or more, got \(p.minRequired)") }
+        guard p.minFraction.isFinite, p.minFraction >= 0, p.minFraction <= 1 else {
+            throw .invalid("min_fraction must be between 0 and 1, got \(p.minFraction)")
+        }
+        guard !p.cancelAll || p.critical else { throw .invalid("cancel_all needs critical: only a critical group's failure cancels the pool") }
+        submitLock.lock()
+        defer { submitLock.unlock() }
+        guard let g = internGroup(name) else { throw .outOfMemory("group '\(String(cString: name))'") }
+        let gs = group(g)
+        tgs_store_u32(&gs.pointee.minRequired, UInt32(p.minRequired))
+        tgs_store_u32(&gs.pointee.minFractionBp, p.minRequired > 0 ? 0 : UInt32((p.minFraction * 10000).rounded()))
+        tgs_store_u32(&gs.pointee.cancelAll, p.cancelAll ? 1 : 0)
+        tgs_store_u32(&gs.pointee.critical, p.critical ? 1 : 0)
+    }
+
+    /// The group's policy as it stands (critical, cancel-all, requirement).
+    func groupPolicy(_ g: Int32) -> GroupPolicy {
+        let gs = group(g)
+        let bp = tgs_load_u32(&gs.pointee.minFractionBp)
+        return GroupPolicy(critical: tgs_load_u32(&gs.pointee.critical) != 0, cancelAll: tgs_load_u32(&gs.pointee.cancelAll) != 0,
+                           minRequired: Int(tgs_load_u32(&gs.pointee.minRequired)), minFraction: Double(bp) / 10000)
+    }
+
+    /// The group's outcome now, over the members submitted so far.
+    public func groupOutcome(_ name: UnsafePointer<CChar>) throws(TaskGateError) -> GroupOutcome {
+        let g = try lookupGroup(name)
+        submitLock.lock()
+        let members = groupMembers[Int(g)]
+        submitLock.unlock()
+        let list = members.map { i -> (id: String?, status: TaskStatus, error: String?) in
+            let r = result(i)
+            return (r.id.map { String(cString: $0) }, r.status, r.status.isFinal ? r.error.map { String(cString: $0) } : nil)
+        }
+        return GroupOutcome.evaluate(name: String(cString: name), policy: groupPolicy(g), members: list)
+    }
+
+    /// Member task indices of the group, in submission order.
+    public func groupMemberIndices(_ name: UnsafePointer<CChar>) throws(TaskGateError) -> [Int32] {
+        let g = try lookupGroup(name)
+        submitLock.lock()
+        defer { submitLock.unlock() }
+        return groupMembers[Int(g)]
+    }
+
     // MARK: - Cancellation
 
     public func cancel(task i: Int32) throws(TaskGateError) {
@@ -337,13 +389,13 @@ extension TaskPool {
     /// Cancels every task submitted so far that has not ended; tasks not yet
     /// started will not start. The pool stays usable for later submissions.
     @discardableResult
-    public func cancelAll() -> Int {
+    public func cancelAll(note: String = cancelAllNote) -> Int {
         submitLock.lock()  // no batch is half-wired while the watermark moves
         let n = submittedCount
         if tgs_load_i64(cancelBelow) < Int64(n) { tgs_store_sc_i64(cancelBelow, Int64(n)) }
         submitLock.unlock()
         var count = 0
-        for i in 0..<n where cancel(Int32(i), note: cancelAllNote) { count += 1 }
+        for i in 0..<n where cancel(Int32(i), note: note) { count += 1 }
         return count
     }
 

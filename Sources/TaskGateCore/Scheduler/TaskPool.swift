@@ -106,7 +106,36 @@ struct GroupState {
     /// (cancel_group, a critical failure); see TaskPool.cancelBelow.
     var cancelBelow: Int64
     var critical: UInt32
-    var pad: UInt32
+    /// 1: a critical failure cancels the whole pool, not only the group.
+    var cancelAll: UInt32
+    /// Successes needed (0: minFractionBp, else every member).
+    var minRequired: UInt32
+    /// Basis points of the members (1 ... 10000) needed when minRequired is 0.
+    var minFractionBp: UInt32
+    /// Members submitted so far (written under submitLock, read by workers).
+    var members: UInt32
+    /// Members that ended without succeeding (atomic).
+    var notSucceeded: UInt32
+
+    init() {
+        cancelBelow = 0
+        critical = 0
+        cancelAll = 0
+        minRequired = 0
+        minFractionBp = 0
+        members = 0
+        notSucceeded = 0
+    }
+}
+
+/// Successes group `gs` needs out of `n` members (its policy read atomically:
+/// set_group may change it while workers judge).
+@inline(__always) func groupRequired(_ gs: UnsafeMutablePointer<GroupState>, of n: UInt32) -> UInt32 {
+    let m = tgs_load_u32(&gs.pointee.minRequired)
+    if m > 0 { return m }
+    let bp = tgs_load_u32(&gs.pointee.minFractionBp)
+    if bp > 0 { return max(1, UInt32((UInt64(n) * UInt64(bp) + 9999) / 10000)) }
+    return n
 }
 
 /// The engine: a pool of worker threads and every task submitted to it.
@@ -556,6 +585,7 @@ public final class TaskPool: @unchecked Sendable {
             let g = t.pointee.group
             if g >= 0 {
                 groupMembers[Int(g)].append(Int32(i))
+                tgs_store_u32(&group(g).pointee.members, UInt32(groupMembers[Int(g)].count))
                 if t.pointee.flags & UInt8(TGS_TASK_CRITICAL) != 0 {
                     tgs_store_u32(&group(g).pointee.critical, 1)
                 }
@@ -619,12 +649,12 @@ public final class TaskPool: @unchecked Sendable {
     }
 
     /// The group's index, creating it when new; nil when out of memory.
-    private func internGroup(_ name: UnsafePointer<CChar>) -> Int32? {
+    func internGroup(_ name: UnsafePointer<CChar>) -> Int32? {
         let key = TaskPool.key(name)
         if let g = groupIndex[key] { return g }
         guard groups.reserve(1), let stored = strdup(name) else { return nil }
         let g = Int32(groups.append())
-        group(g).initialize(to: GroupState(cancelBelow: 0, critical: 0, pad: 0))
+        group(g).initialize(to: GroupState())
         groupNames.append(UnsafePointer(stored))
         groupMembers.append([])
         groupIndex[key] = g

@@ -431,9 +431,16 @@ extension TaskPool {
         }
 
         let g = t.pointee.group
-        if g >= 0 {
-            if (st == .failed || st == .timedOut) && tgs_load_u32(&group(g).pointee.critical) != 0 {
-                cascadeCritical(j, group: g)
+        if g >= 0 && st != .succeeded {
+            // A group fails once fewer than it requires can still succeed;
+            // a critical one then cancels what remains.
+            let gs = group(g)
+            let ended = tgs_add_u32(&gs.pointee.notSucceeded, 1) &+ 1
+            if (st == .failed || st == .timedOut || st == .rejected) && tgs_load_u32(&gs.pointee.critical) != 0 {
+                let members = tgs_load_u32(&gs.pointee.members)
+                if members &- min(ended, members) < groupRequired(gs, of: members) {
+                    cascadeCritical(j, group: g)
+                }
             }
         }
         if tgs_load_sc_i32(waiterCount) > 0 {
@@ -513,7 +520,12 @@ extension TaskPool {
         submitLock.unlock()
         let who = t.pointee.id.map { "'\(String(cString: $0))'" } ?? "#\(failed)"
         let st = TaskStatus(rawValue: tgs_load_u32(&t.pointee.state))?.name ?? "failed"
-        _ = cancelGroup(g, note: "cancelled: task \(who) of critical group '\(name)' \(st)")
+        let note = "cancelled: task \(who) of critical group '\(name)' \(st)"
+        if tgs_load_u32(&group(g).pointee.cancelAll) != 0 {
+            _ = cancelAll(note: note)
+        } else {
+            _ = cancelGroup(g, note: note)
+        }
     }
 
     /// True when a bulk cancellation covers task `i`, which has not started.

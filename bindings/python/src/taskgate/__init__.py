@@ -24,6 +24,7 @@ from .errors import (AlreadyFinishedError, ArgumentTypeError, BadHandleError, Bu
                      UnknownDependencyError, VersionError, LimitedError, TaskRejected, Retryable, Permanent,
                      LockedError, LockUnsupportedError, UnsafePathError, SystemCallError)
 from .locks import FileLock, clean_stale_locks, find_cycles, list_locks, suggest_batches, validate
+from .results import AGGREGATE_KINDS, aggregate
 from .pool import Batch, Plugin, Pool, Processor, Result, TaskFuture
 from .resilience import (Breaker, BreakerState, Credential, Credentials, Limit, Policy, Retry, TaskContext,
                          VirtualClock, WorkerHealth, current_task)
@@ -41,5 +42,6 @@ __all__ = [
     "BreakerState", "WorkerHealth", "TaskContext", "current_task",
     "FileLock", "list_locks", "clean_stale_locks", "validate", "suggest_batches", "find_cycles",
     "LockedError", "LockUnsupportedError", "UnsafePathError", "SystemCallError",
+    "aggregate", "AGGREGATE_KINDS",
     "LIBRARY_PATH", "LIBRARY_VERSION", "__version__",
 ]

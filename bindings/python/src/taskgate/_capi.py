@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from . import errors
 
-BINDINGS_VERSION = (0, 5, 0)
+BINDINGS_VERSION = (0, 6, 0)
 
 # ---- status, types, flags (taskgate.h, taskgate_plugin.h) --------------------
 
@@ -85,6 +85,26 @@ class GateOptions(Structure):
     _fields_ = [("struct_size", c_uint32), ("flags", c_uint32), ("max_parallel_tasks", c_uint32),
                 ("active_tasks", c_uint32), ("max_complexity", c_int64), ("cpu_threshold", c_double),
                 ("memory_threshold", c_double), ("lock_dir", c_char_p), ("base_dir", c_char_p)]
+
+
+class GroupOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("flags", c_uint32), ("min_required", c_uint32), ("reserved", c_uint32),
+                ("min_fraction", c_double)]
+
+
+class GroupOutcome(Structure):
+    _fields_ = [("struct_size", c_uint32), ("state", c_int32), ("total", c_uint32), ("required", c_uint32),
+                ("succeeded", c_uint32), ("failed", c_uint32), ("timed_out", c_uint32), ("rejected", c_uint32),
+                ("cancelled", c_uint32), ("skipped", c_uint32), ("unfinished", c_uint32), ("partial_results", c_int32)]
+
+
+class AggregateOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("kind", c_uint32), ("min_required", c_uint32), ("reserved", c_uint32),
+                ("threshold", c_double)]
+
+
+GROUP_CRITICAL = 1 << 0
+GROUP_CANCEL_ALL = 1 << 1
 
 
 class _Bytes(Structure):
@@ -327,6 +347,10 @@ _FUNCTIONS = [
     ("tg_gate_validate", [c_void_p, c_size_t, POINTER(GateOptions), POINTER(c_int), POINTER(c_void_p)], c_int, True, False),
     ("tg_gate_suggest", [c_void_p, c_size_t, POINTER(GateOptions), POINTER(c_void_p)], c_int, True, False),
     ("tg_gate_find_cycles", [c_size_t, c_void_p, c_void_p, c_size_t, _sizep, POINTER(c_void_p)], c_int, True, False),
+    ("tg_pool_set_group", [P, c_char_p, POINTER(GroupOptions)], c_int, True, False),
+    ("tg_pool_group_outcome", [P, c_char_p, POINTER(GroupOutcome), POINTER(c_void_p)], c_int, True, False),
+    ("tg_aggregate", [c_void_p, c_size_t, POINTER(AggregateOptions), POINTER(c_void_p)], c_int, True, False),
+    ("tg_pool_aggregate", [P, c_char_p, POINTER(AggregateOptions), POINTER(c_void_p)], c_int, True, False),
     ("tg_free", [c_void_p], None, False, False),
 ]
 

@@ -23,6 +23,7 @@ import atexit
 import concurrent.futures as _cf
 import ctypes
 import itertools
+import json
 import os
 import threading
 import time
@@ -1008,6 +1009,39 @@ class Pool:
         n = c_size_t()
         lib.pool_cancel_group(self._h(), _name(group, "group"), byref(n))
         return n.value
+
+    def set_group(self, group: str, *, min_required: Any = 0, critical: bool = False,
+                  cancel_all: bool = False) -> None:
+        """Sets a group's partial-failure policy (seed 002 section 6).
+
+        ``min_required``: successes the group needs: a whole number, a
+        fraction 0 < f <= 1 ("half of them": 0.5), or 0 for all. ``critical``:
+        once fewer than that can still succeed, the group's unfinished tasks
+        are cancelled; with ``cancel_all`` every unfinished task of the pool
+        is (the run fails). Counted over the tasks submitted so far.
+        """
+        o = C.sized(C.GroupOptions)
+        if isinstance(min_required, bool) or not isinstance(min_required, (int, float)) or min_required < 0:
+            raise errors.InvalidArgumentError(f"min_required must be a whole number or a fraction 0 .. 1, got {min_required!r}")
+        if isinstance(min_required, float):
+            if not 0 < min_required <= 1:
+                raise errors.InvalidArgumentError(f"a fractional min_required must be above 0 and at most 1, got {min_required!r}")
+            o.min_fraction = min_required
+        else:
+            if int(min_required) >= 2**32:
+                raise errors.InvalidArgumentError(f"min_required {min_required!r} is too large")
+            o.min_required = int(min_required)
+        o.flags = (C.GROUP_CRITICAL if critical else 0) | (C.GROUP_CANCEL_ALL if cancel_all else 0)
+        lib.pool_set_group(self._h(), _name(group, "group"), byref(o))
+
+    def group_outcome(self, group: str) -> Dict[str, Any]:
+        """The group's outcome now: ``state`` ("running", "succeeded",
+        "failed"), ``success``, ``partial_results``, ``failed_count``,
+        ``min_required``, the counts, ``reason`` ("insufficient results
+        (k/required): ...") and ``failures`` [{"task", "status", "error"}]."""
+        p = c_void_p()
+        lib.pool_group_outcome(self._h(), _name(group, "group"), None, byref(p))
+        return json.loads(C.take_text(p))
 
     def cancel_all(self) -> int:
         """Cancels every unfinished task; returns how many it cancelled."""
