@@ -21,7 +21,7 @@ let package = Package(
         // The public C header's types, for the thunks (prototypes hidden: the thunks define them).
         .target(name: "CTaskGateABI", dependencies: ["CTaskGateSupport"]),
         // The engine, plain Swift, no knowledge of the C ABI.
-        .target(name: "TaskGateCore", dependencies: ["CTaskGateSupport"], exclude: ["README.md", "Plugins/README.md", "Resilience/README.md", "Locks/README.md", "Gates/README.md"],
+        .target(name: "TaskGateCore", dependencies: ["CTaskGateSupport"], exclude: ["README.md", "Plugins/README.md", "Resilience/README.md", "Locks/README.md", "Gates/README.md", "Results/README-cache.md"],
                 swiftSettings: engineFlags),
         // @_cdecl thunks only.
         .target(name: "TaskGate", dependencies: ["TaskGateCore", "CTaskGateABI", "CTaskGateSupport"],
