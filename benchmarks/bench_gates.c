@@ -22,8 +22,14 @@ static inline uint64_t rnd(void) {
   return s;
 }
 
-static void result(const char *label, double *v, int reps, const char *note) {
+/* Sorts v in place; its median. */
+static double median(double *v, int reps) {
   qsort(v, (size_t)reps, sizeof(double), cmp_double);
+  return v[reps / 2];
+}
+
+static void result(const char *label, double *v, int reps, const char *note) {
+  median(v, reps);
   printf("RESULT %s sec=%.4f (in-process median of %d reps; min %.4f max %.4f; %s)\n", label, v[reps / 2], reps,
          v[0], v[reps - 1], note);
   fflush(stdout);
@@ -76,14 +82,7 @@ static void cycles(int V, long E, int reps) {
   }
   char label[128], note[160];
   snprintf(label, sizeof label, "taskgate_gate_find_cycles_acyclic_V%d_E%ld", V, E);
-  double med_a;
-  {
-    double t[MAX_REPS];
-    memcpy(t, va, sizeof(double) * (size_t)reps);
-    qsort(t, (size_t)reps, sizeof(double), cmp_double);
-    med_a = t[reps / 2];
-  }
-  snprintf(note, sizeof note, "ns_per_edge %.2f", med_a / (double)E * 1e9);
+  snprintf(note, sizeof note, "ns_per_edge %.2f", median(va, reps) / (double)E * 1e9);
   result(label, va, reps, note);
   snprintf(label, sizeof label, "taskgate_gate_find_cycles_1backedge_V%d_E%ld", V, E + 1);
   snprintf(note, sizeof note, "cycle named: %.60s", json ? json : "(none)");

@@ -147,20 +147,7 @@ public func tg_pool_aggregate(_ p: UnsafeMutablePointer<tg_pool>?, _ group: Unsa
     }
     let inputs = members.map { i -> AggregationInput in
         let r = pool.result(i)
-        let id = r.id.map { String(cString: $0) }
-        let status = r.status == .timedOut ? "timed_out" : r.status.name
-        guard r.status == .succeeded else {
-            return AggregationInput(id: id, value: nil, status: status, error: r.status.isFinal ? r.error.map { String(cString: $0) } : nil)
-        }
-        guard let o = r.output else { return AggregationInput(id: id, value: nil, status: "no_output", error: "the task set no output") }
-        // A C string set with its terminator (strlen + 1) is still the text.
-        var len = r.outputLength
-        if len > 0 && o.load(fromByteOffset: len - 1, as: UInt8.self) == 0 { len -= 1 }
-        do {
-            return AggregationInput(id: id, value: try JSONValue.parse(bytes: UnsafeBufferPointer(start: o.assumingMemoryBound(to: UInt8.self), count: len)))
-        } catch {
-            return AggregationInput(id: id, value: nil, status: "bad_output", error: "output is not JSON: \(error)")
-        }
+        return AggregationInput(id: r.id.map { String(cString: $0) }, result: r)
     }
     return finishAggregate(inputs, options, "tg_pool_aggregate", out)
 }

@@ -205,18 +205,7 @@ final class Runner {
                 guard let i = id.withCString({ n in try? pool.lookup(n) }) else {
                     return AggregationInput(id: id, value: nil, status: "not_run", error: "the task was not submitted")
                 }
-                let r = pool.result(i)
-                guard r.status == .succeeded else {
-                    return AggregationInput(id: id, value: nil, status: key(r.status), error: r.error.map { String(cString: $0) })
-                }
-                guard let out = r.output else { return AggregationInput(id: id, value: nil, status: "no_output", error: "the task set no output") }
-                var len = r.outputLength
-                if len > 0 && out.load(fromByteOffset: len - 1, as: UInt8.self) == 0 { len -= 1 }
-                do {
-                    return AggregationInput(id: id, value: try JSONValue.parse(bytes: UnsafeBufferPointer(start: out.assumingMemoryBound(to: UInt8.self), count: len)))
-                } catch {
-                    return AggregationInput(id: id, value: nil, status: "bad_output", error: "output is not JSON: \(error)")
-                }
+                return AggregationInput(id: id, result: pool.result(i))
             }
             do { return (def.name, try aggregate(inputs, options: def.options), nil) } catch { return (def.name, nil, "\(error)") }
         }
@@ -535,7 +524,7 @@ final class Runner {
         return code
     }
 
-    func key(_ s: TaskStatus) -> String { s == .timedOut ? "timed_out" : s.name }
+    func key(_ s: TaskStatus) -> String { s.key }
 
     func handleInterrupts(_ total: Int) {
         let n = min(Int(tgs_load_u32(interrupts)), 2)

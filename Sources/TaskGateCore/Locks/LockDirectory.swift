@@ -17,44 +17,13 @@ public final class LockDirectory: @unchecked Sendable {
     public init(_ path: String, create: Bool = true) throws(TaskGateError) {
         guard !path.isEmpty else { throw .invalid("lock directory: the path is empty") }
         guard !path.utf8.contains(0) else { throw .invalid("lock directory: the path contains a NUL byte") }
-        if create { try LockDirectory.makeDirectories(path) }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let e = errno
-            if e == ENOENT { throw .notFound("lock directory '\(path)' does not exist") }
-            if e == ENOTDIR { throw .invalid("lock directory '\(path)' is not a directory") }
-            throw .io("lock directory '\(path)': open: \(String(cString: strerror(e)))")
-        }
-        var info = tgs_file_info()
-        _ = tgs_fstat_info(fd, &info)
+        let (fd, othersWritable) = try StateDirectory.open(path, what: "lock directory", create: create, refuseLink: false)
         self.path = path
         self.fd = fd
-        self.othersWritable = info.mode & UInt32(S_IWOTH) != 0
-        if create {
-            let g = openat(fd, ".gitignore", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-            if g >= 0 {
-                let text = "*\n!.gitignore\n"
-                _ = text.withCString { write(g, $0, strlen($0)) }
-                close(g)
-            }
-        }
+        self.othersWritable = othersWritable
     }
 
     deinit { close(fd) }
-
-    private static func makeDirectories(_ path: String) throws(TaskGateError) {
-        var prefix = path.hasPrefix("/") ? "/" : ""
-        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
-            prefix += part
-            if mkdir(prefix, 0o755) != 0 {
-                let e = errno
-                if e != EEXIST {
-                    throw .io("lock directory '\(path)': cannot create '\(prefix)': \(String(cString: strerror(e)))")
-                }
-            }
-            prefix += "/"
-        }
-    }
 
     /// The lock file's name for `key`: `k_KEY.lock` when the key is short and
     /// made of `[A-Za-z0-9._-]` (not starting with '.'); otherwise
@@ -62,35 +31,16 @@ public final class LockDirectory: @unchecked Sendable {
     /// FNV-1a hash of the whole key. The two forms cannot collide; two keys
     /// sharing a hash share a lock (more exclusion, never less).
     public static func fileName(forKey key: String) -> String {
-        let u = Array(key.utf8)
-        func safe(_ c: UInt8) -> Bool {
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2e || c == 0x5f || c == 0x2d
-        }
-        if !u.isEmpty, u.count <= 100, u[0] != 0x2e, u.allSatisfy(safe) { return "k_" + key + ".lock" }
+        if let plain = StateDirectory.plainName(key, suffix: ".lock") { return plain }
         var h: UInt64 = 0xcbf29ce484222325
-        for c in u { h = (h ^ UInt64(c)) &* 0x100000001b3 }
-        let tail = u.suffix(60).map { safe($0) ? $0 : 0x5f }
+        for c in key.utf8 { h = (h ^ UInt64(c)) &* 0x100000001b3 }
         let hex = String(h, radix: 16)
-        return "h_" + String(decoding: tail, as: UTF8.self) + "_" + String(repeating: "0", count: 16 - hex.count) + hex + ".lock"
+        return "h_" + StateDirectory.safeTail(key, 60) + "_" + String(repeating: "0", count: 16 - hex.count) + hex + ".lock"
     }
 
     /// Names of the lock files here (and takeover leftovers when `leftovers`).
     func lockFileNames(leftovers: Bool = false) -> [String] {
-        let listing = dup(fd)
-        guard listing >= 0, let d = fdopendir(listing) else {
-            if listing >= 0 { close(listing) }
-            return []
-        }
-        defer { closedir(d) }
-        rewinddir(d)
-        var names: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
-            if name.hasSuffix(".lock") || (leftovers && name.contains(".lock.tk")) { names.append(name) }
-        }
-        return names.sorted()
+        StateDirectory.names(in: fd).filter { $0.hasSuffix(".lock") || (leftovers && $0.contains(".lock.tk")) }.sorted()
     }
 
     // MARK: - Inspection

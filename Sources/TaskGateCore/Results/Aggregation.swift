@@ -31,6 +31,29 @@ public struct AggregationInput: Sendable {
     }
 }
 
+extension AggregationInput {
+    /// A task's part as the pool recorded it: its output read as JSON (a
+    /// trailing NUL, as C strings are often set, dropped), or why it has none
+    /// ("failed", "timed_out", ..., "running", "no_output", "bad_output").
+    public init(id: String?, result r: TaskResultView) {
+        guard r.status == .succeeded else {
+            self.init(id: id, value: nil, status: r.status.key, error: r.status.isFinal ? r.error.map { String(cString: $0) } : nil)
+            return
+        }
+        guard let out = r.output else {
+            self.init(id: id, value: nil, status: "no_output", error: "the task set no output")
+            return
+        }
+        var len = r.outputLength
+        if len > 0 && out.load(fromByteOffset: len - 1, as: UInt8.self) == 0 { len -= 1 }
+        do {
+            self.init(id: id, value: try JSONValue.parse(bytes: UnsafeBufferPointer(start: out.assumingMemoryBound(to: UInt8.self), count: len)))
+        } catch {
+            self.init(id: id, value: nil, status: "bad_output", error: "output is not JSON: \(error)")
+        }
+    }
+}
+
 public struct AggregationOptions: Sendable {
     public var kind: AggregationKind
     /// frequency: the share of outputs an item must appear in (0 < t <= 1).

@@ -19,16 +19,6 @@ public struct GroupPolicy: Sendable, Equatable {
         self.minRequired = minRequired
         self.minFraction = minFraction
     }
-
-    /// Successes needed out of `members`.
-    public func required(of members: Int) -> Int {
-        if minRequired > 0 { return minRequired }
-        if minFraction > 0 {
-            let r = Double(members) * minFraction
-            return max(1, Int((r - 1e-9).rounded(.up)))
-        }
-        return members
-    }
 }
 
 /// A group's result so far: counts, the verdict, and the failures named.
@@ -71,9 +61,9 @@ public struct GroupOutcome: Sendable {
         return "insufficient results (\(succeeded)/\(required)): \(succeeded) of \(total) tasks succeeded, \(required) required"
     }
 
-    /// Judges the members (in submission order): `status` nil when the task
-    /// has not ended.
-    public static func evaluate(name: String, policy: GroupPolicy,
+    /// Judges the members (in submission order) against `required`
+    /// successes (the engine's count: the one its critical cascade uses).
+    public static func evaluate(name: String, policy: GroupPolicy, required: Int,
                                 members: [(id: String?, status: TaskStatus, error: String?)]) -> GroupOutcome {
         var o = GroupOutcome(name: name, policy: policy)
         o.total = members.count
@@ -88,10 +78,10 @@ public struct GroupOutcome: Sendable {
             case .pending, .queued, .running: o.unfinished += 1
             }
             if m.status.isFinal && m.status != .succeeded {
-                o.failures.append(Failure(id: m.id, status: m.status == .timedOut ? "timed_out" : m.status.name, error: m.error))
+                o.failures.append(Failure(id: m.id, status: m.status.key, error: m.error))
             }
         }
-        o.required = policy.required(of: o.total)
+        o.required = required
         if o.succeeded + o.unfinished < o.required {
             o.state = .failed
         } else if o.unfinished == 0 {

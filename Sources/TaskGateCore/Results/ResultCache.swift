@@ -291,53 +291,15 @@ public final class ResultCache: @unchecked Sendable {
                 now: @escaping @Sendable () -> Double = ResultCache.wallClock) throws(TaskGateError) {
         guard !path.isEmpty else { throw .invalid("result cache: the directory path is empty") }
         guard !path.utf8.contains(0) else { throw .invalid("result cache: the directory path contains a NUL byte") }
-        if options.create { try ResultCache.makeDirectories(path) }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
-            let e = errno
-            var st = stat()
-            if lstat(path, &st) == 0 {
-                if st.st_mode & S_IFMT == S_IFLNK {
-                    throw .unsafePath("result cache directory '\(path)' is a symbolic link; give the directory itself")
-                }
-                if st.st_mode & S_IFMT != S_IFDIR { throw .invalid("result cache directory '\(path)' is not a directory") }
-            }
-            if e == ENOENT { throw .notFound("result cache directory '\(path)' does not exist") }
-            if e == ENOTDIR { throw .invalid("result cache directory '\(path)': a component of the path is not a directory") }
-            throw .io("result cache directory '\(path)': open: \(String(cString: strerror(e)))")
-        }
-        var st = stat()
-        fstat(fd, &st)
+        let (fd, othersWritable) = try StateDirectory.open(path, what: "result cache directory", create: options.create, refuseLink: true)
         self.path = path
         self.options = options
         self.now = now
         self.fd = fd
-        self.othersWritable = st.st_mode & S_IWOTH != 0
-        if options.create {
-            let g = openat(fd, ".gitignore", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-            if g >= 0 {
-                let text = "*\n!.gitignore\n"
-                _ = text.withCString { write(g, $0, strlen($0)) }
-                close(g)
-            }
-        }
+        self.othersWritable = othersWritable
     }
 
     deinit { close(fd) }
-
-    private static func makeDirectories(_ path: String) throws(TaskGateError) {
-        var prefix = path.hasPrefix("/") ? "/" : ""
-        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
-            prefix += part
-            if mkdir(prefix, 0o755) != 0 {
-                let e = errno
-                if e != EEXIST {
-                    throw .io("result cache directory '\(path)': cannot create '\(prefix)': \(String(cString: strerror(e)))")
-                }
-            }
-            prefix += "/"
-        }
-    }
 
     // MARK: Names and fingerprints
 
@@ -347,14 +309,10 @@ public final class ResultCache: @unchecked Sendable {
     /// it all). The entry records the full id, so two ids sharing a name
     /// never read each other's result (the other's entry reads as absent).
     public static func fileName(forTaskId taskId: String) -> String {
-        let u = Array(taskId.utf8)
-        func safe(_ c: UInt8) -> Bool {
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2e || c == 0x5f || c == 0x2d
-        }
-        if !u.isEmpty, u.count <= 100, u[0] != 0x2e, u.allSatisfy(safe) { return "k_" + taskId + entrySuffix }
-        let tail = u.suffix(40).map { safe($0) ? $0 : 0x5f }
-        return "h_" + String(decoding: tail, as: UTF8.self) + "_" + CacheHash.hex(CacheHash.of(taskId, seed: 0x7461_736b_6964)) + entrySuffix
+        if let plain = StateDirectory.plainName(taskId, suffix: entrySuffix) { return plain }
+        return "h_" + StateDirectory.safeTail(taskId, 40) + "_" + CacheHash.hex(CacheHash.of(taskId, seed: 0x7461_736b_6964)) + entrySuffix
     }
+
 
     /// The 128-bit fingerprint (32 hex digits) of a definition under a verify
     /// mode. The caller's definition string should be canonical: the same
@@ -694,25 +652,8 @@ public final class ResultCache: @unchecked Sendable {
         (name.hasPrefix("k_") || name.hasPrefix("h_")) && name.hasSuffix(entrySuffix)
     }
 
-    /// Names in the directory. Opens "." afresh (not dup) so concurrent
-    /// listings each have their own directory offset.
-    func directoryNames() -> [String] {
-        let listing = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard listing >= 0 else { return [] }
-        guard let d = fdopendir(listing) else {
-            close(listing)
-            return []
-        }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
+    /// Names in the directory (each listing with its own offset).
+    func directoryNames() -> [String] { StateDirectory.names(in: fd) }
 
     // MARK: Reading entries
 

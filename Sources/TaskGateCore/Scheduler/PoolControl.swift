@@ -364,7 +364,8 @@ extension TaskPool {
             let r = result(i)
             return (r.id.map { String(cString: $0) }, r.status, r.status.isFinal ? r.error.map { String(cString: $0) } : nil)
         }
-        return GroupOutcome.evaluate(name: String(cString: name), policy: groupPolicy(g), members: list)
+        let required = Int(groupRequired(group(g), of: UInt32(clamping: list.count)))
+        return GroupOutcome.evaluate(name: String(cString: name), policy: groupPolicy(g), required: required, members: list)
     }
 
     /// Member task indices of the group, in submission order.

@@ -56,6 +56,9 @@ public enum TaskStatus: UInt32, Sendable {
     case rejected = 9
 
     public var isFinal: Bool { rawValue >= 4 }
+    /// The name in JSON (events, results files, reports): `name`, with
+    /// "timed_out" for "timed out".
+    public var key: String { self == .timedOut ? "timed_out" : name }
     public var name: String {
         switch self {
         case .pending: return "pending"

@@ -18,7 +18,7 @@ kept.
 from __future__ import annotations
 
 import json
-from ctypes import POINTER, byref, c_char_p, c_void_p
+from ctypes import byref, c_char_p, c_void_p
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import _capi as C
