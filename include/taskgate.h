@@ -256,9 +256,14 @@ typedef struct tg_pool_options {
   int64_t lock_wait_ms;          /* waiting for another process's lock; < 0 (or 0):
                                     until the task is cancelled; running out
                                     fails the task, naming the holder */
+  /* Since 0.7: the result cache (see "result cache"), kept on disk so it
+     outlives the process. NULL: "cache" beside lock_dir when lock_dir is set
+     (".taskgate/locks" gives ".taskgate/cache"), else none, and a task that
+     declares a cache is refused with TG_EINVAL. Copied; created if missing. */
+  const char *cache_dir;
 } tg_pool_options;
 
-#define TG_POOL_OPTIONS_INIT { (uint32_t)sizeof(tg_pool_options), 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0, 0 }
+#define TG_POOL_OPTIONS_INIT { (uint32_t)sizeof(tg_pool_options), 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, 0, 0, NULL }
 
 /* Creates a pool and starts its workers. opts may be NULL for defaults.
    On success *out receives the handle (release it with tg_pool_destroy).
@@ -325,11 +330,22 @@ typedef struct tg_task_desc {
   /* The key of its breaker and limits (an API host, say); NULL: a plugin
      task's processor name ("plugin.proc"), else "" (one per policy). */
   const char *key;
+  /* Since 0.7: reuse the task's previous result (see "result cache").
+     0: no cache; > 0: an entry at most this many ms old is reused;
+     TG_CACHE_NO_EXPIRY: any age. The task needs an id and the pool a cache
+     directory. */
+  int64_t cache_ttl_ms;
+  /* What else decides the result, beyond the processor, arguments, payload
+     and declared writes (a version of your code, say): a different key
+     misses. NULL: "". Copied. */
+  const char *cache_key;
 } tg_task_desc;
+
+#define TG_CACHE_NO_EXPIRY (-1)
 
 #define TG_TASK_DESC_INIT \
   { (uint32_t)sizeof(tg_task_desc), TG_PRIORITY_NORMAL, NULL, NULL, NULL, NULL, 0, \
-    NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL }
+    NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, 0, NULL }
 
 /* Submits one task. On success, *out_seq (may be NULL) receives the task's
    submission number: 0 for the pool's first task, then 1, 2, ...
@@ -424,9 +440,14 @@ typedef struct tg_result {
   int32_t status_code;   /* the last one the processor reported; 0: none */
   const int64_t *retry_delays_ns; /* the delay waited before each retry */
   size_t n_retry_delays; /* attempts - 1 for a task that retried (the first 1024); 0: none */
+  /* Since 0.7. With TG_RESULT_CACHE_MISS: why the cache could not answer,
+     "<code>: <detail>", the code one of absent, expired, definition_changed,
+     reads_list_changed, read_changed, corrupt, unreadable, unusable (and
+     "; the result was not stored: ..." when storing failed). NULL otherwise. */
+  const char *cache_reason;
 } tg_result;
 
-#define TG_RESULT_INIT { (uint32_t)sizeof(tg_result), 0, 0, NULL, NULL, NULL, 0, NULL, 0, -1, 0, 0, 0, 0, 0, 0, NULL, 0 }
+#define TG_RESULT_INIT { (uint32_t)sizeof(tg_result), 0, 0, NULL, NULL, NULL, 0, NULL, 0, -1, 0, 0, 0, 0, 0, 0, NULL, 0, NULL }
 
 /* tg_result.flags: why a task under a policy ended as it did. */
 #define TG_RESULT_PERMANENT (1u << 0)          /* the processor said retrying cannot help */
@@ -438,6 +459,9 @@ typedef struct tg_result {
 #define TG_RESULT_EXHAUSTED_RECOVERY (1u << 6) /* failed on a worker whose recoveries are spent */
 #define TG_RESULT_LIMITED (1u << 7)            /* waited for a concurrency or rate limit */
 #define TG_RESULT_ROTATED (1u << 8)            /* a failure of it rotated the credentials */
+#define TG_RESULT_CACHE_HIT (1u << 9)          /* since 0.7: its output came from the result cache; it did not run */
+#define TG_RESULT_CACHE_MISS (1u << 10)        /* since 0.7: it declared a cache, found no usable entry
+                                                  (cache_reason says why) and ran */
 
 /* Fills *out with the task's current state and, once it has ended, its
    result. The pointers in *out are owned by the pool and stay valid until
@@ -906,6 +930,30 @@ int tg_gate_suggest(const tg_gate_task *tasks, size_t n, const tg_gate_options *
    range (naming the edge). */
 int tg_gate_find_cycles(size_t n_nodes, const uint32_t *from, const uint32_t *to, size_t n_edges,
                         size_t *out_cycles, char **out_json);
+
+/* ---- result cache (since 0.7) ---------------------------------------------
+
+   A task with cache_ttl_ms != 0 may be answered from the pool's cache
+   directory instead of running: its processor is not called, it ends
+   TG_STATUS_SUCCEEDED with the stored output, attempts 0 and
+   TG_RESULT_CACHE_HIT. That happens when an entry for its id exists that
+     - is no older than cache_ttl_ms (on CLOCK_REALTIME, so it survives
+       restarts),
+     - was stored for the same definition: the processor (a plugin
+       processor's name and its plugin's version; for a C function only the
+       word "fn", since addresses change between runs: put a version in
+       cache_key), the arguments, the payload, the declared writes and
+       cache_key, and the same list of declared reads,
+     - and every declared read file has the mtime and size it had when the
+       entry's task started (files changed within 2 s of that are compared by
+       content too).
+   Otherwise the task runs with TG_RESULT_CACHE_MISS and cache_reason says
+   why; when it succeeds (not through a fallback) its output is stored,
+   replacing the old entry, by an atomic rename, so concurrent processes
+   sharing the directory never read half an entry. The lookup happens on the
+   worker once the task's paths (and file locks) are held, so a task writing
+   one of its reads cannot run in between. One entry per task id: ids that
+   come back run after run are what make a cache useful. */
 
 /* ---- partial failure and aggregation (since 0.6) ------------------------- */
 

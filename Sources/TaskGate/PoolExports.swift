@@ -16,7 +16,8 @@ public func tg_pool_create(_ opts: UnsafePointer<tg_pool_options>?,
     var config = PoolConfiguration()
     if let opts {
         let size = opts.pointee.struct_size
-        guard size == UInt32(MemoryLayout<tg_pool_options>.size) || size == poolOptionsSize03 || size == poolOptionsSize04 else {
+        guard size == UInt32(MemoryLayout<tg_pool_options>.size) || size == poolOptionsSize03 || size == poolOptionsSize04
+                || size == poolOptionsSize06 else {
             return fail(TG_EVERSION, "tg_pool_create: opts->struct_size is \(size), this library knows \(MemoryLayout<tg_pool_options>.size) (use TG_POOL_OPTIONS_INIT)")
         }
         if size > poolOptionsSize03 {
@@ -38,6 +39,11 @@ public func tg_pool_create(_ opts: UnsafePointer<tg_pool_options>?,
             config.lockHoldTimeout = hold == 0 ? 300 : hold < 0 ? 0 : Double(hold) / 1000
             let wait = opts.pointee.lock_wait_ms
             config.lockWait = wait <= 0 ? -1 : Double(wait) / 1000
+        }
+        if size > poolOptionsSize06, let d = opts.pointee.cache_dir {
+            do { config.resultCache = try ResultCache(String(cString: d)) } catch { return fail(error) }
+        } else if let d = opts.pointee.lock_dir, size > poolOptionsSize04 {
+            config.lazyResultCachePath = ResultCache.defaultPath(besideLockDirectory: String(cString: d))
         }
         let known = TG_POOL_ALLOW_READ_WRITE_OVERLAP
         guard opts.pointee.flags & ~known == 0 else {
@@ -95,15 +101,20 @@ private let descSize01 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_d
 private let descSize02 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.on_end)!)
 /// tg_task_desc as 0.3 knew it (before policy, key).
 private let descSize03 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.policy)!)
+/// tg_task_desc as 0.4 to 0.6 knew it (before cache_ttl_ms, cache_key).
+private let descSize06 = UInt32(MemoryLayout<tg_task_desc>.offset(of: \tg_task_desc.cache_ttl_ms)!)
 private let poolOptionsSize03 = UInt32(MemoryLayout<tg_pool_options>.offset(of: \tg_pool_options.clock)!)
 /// tg_pool_options as 0.4 knew it (before lock_dir).
 private let poolOptionsSize04 = UInt32(MemoryLayout<tg_pool_options>.offset(of: \tg_pool_options.lock_dir)!)
+/// tg_pool_options as 0.6 knew it (before cache_dir).
+private let poolOptionsSize06 = UInt32(MemoryLayout<tg_pool_options>.offset(of: \tg_pool_options.cache_dir)!)
 @inline(__always) private func knownDescSize(_ n: UInt32) -> Bool {
-    n == descSize || n == descSize03 || n == descSize02 || n == descSize01
+    n == descSize || n == descSize06 || n == descSize03 || n == descSize02 || n == descSize01
 }
+@inline(__always) private func hasCache(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize }
 @inline(__always) private func hasPluginFields(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize02 }
 @inline(__always) private func hasEndHook(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize03 }
-@inline(__always) private func hasPolicy(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize }
+@inline(__always) private func hasPolicy(_ d: UnsafePointer<tg_task_desc>) -> Bool { d.pointee.struct_size >= descSize06 }
 
 /// Checks one description; nil when fine, else the message.
 @inline(__always)
@@ -185,6 +196,16 @@ private func refusedProcessor(_: UnsafeMutablePointer<tgs_task>?, _: UnsafeMutab
             }
         }
         s.key = d.pointee.key
+    }
+    if hasCache(d), d.pointee.cache_ttl_ms != 0 {
+        let ms = d.pointee.cache_ttl_ms
+        if ms == Int64(TG_CACHE_NO_EXPIRY) {
+            s.cache = TaskCacheRequest(ttl: .infinity, key: d.pointee.cache_key.map { String(cString: $0) } ?? "")
+        } else if ms > 0 {
+            s.cache = TaskCacheRequest(ttl: Double(ms) / 1000, key: d.pointee.cache_key.map { String(cString: $0) } ?? "")
+        } else if s.invalidReason == nil {
+            s.invalidReason = "\(d.pointee.id.map { "task '\(String(cString: $0))'" } ?? "the task"): cache_ttl_ms is \(ms); give > 0 ms, TG_CACHE_NO_EXPIRY or 0 (no cache)"
+        }
     }
     return s
 }
@@ -349,6 +370,8 @@ public func tg_pool_cancel_all(_ p: UnsafeMutablePointer<tg_pool>?, _ outCount: 
 
 private let resultSize = UInt32(MemoryLayout<tg_result>.size)
 private let resultSize03 = UInt32(MemoryLayout<tg_result>.offset(of: \tg_result.flags)!)
+/// tg_result as 0.4 to 0.6 knew it (before cache_reason).
+private let resultSize06 = UInt32(MemoryLayout<tg_result>.offset(of: \tg_result.cache_reason)!)
 
 private func fill(_ out: UnsafeMutablePointer<tg_result>, _ v: TaskResultView) {
     out.pointee.status = Int32(v.status.rawValue)
@@ -364,16 +387,18 @@ private func fill(_ out: UnsafeMutablePointer<tg_result>, _ v: TaskResultView) {
     out.pointee.start_ns = v.startNanoseconds
     out.pointee.end_ns = v.endNanoseconds
     out.pointee.queue_ns = v.queueNanoseconds
-    guard out.pointee.struct_size == resultSize else { return }
+    guard out.pointee.struct_size >= resultSize06 else { return }
     out.pointee.flags = v.flags
     out.pointee.status_code = v.statusCode
     out.pointee.retry_delays_ns = v.retryDelays.baseAddress
     out.pointee.n_retry_delays = v.retryDelays.count
+    guard out.pointee.struct_size == resultSize else { return }
+    out.pointee.cache_reason = v.cacheReason
 }
 
 private func checkResult(_ out: UnsafeMutablePointer<tg_result>?, _ function: String) -> Int32? {
     guard let out else { return fail(TG_EINVAL, "\(function): out is NULL") }
-    guard out.pointee.struct_size == resultSize || out.pointee.struct_size == resultSize03 else {
+    guard out.pointee.struct_size == resultSize || out.pointee.struct_size == resultSize06 || out.pointee.struct_size == resultSize03 else {
         return fail(TG_EVERSION, "\(function): out->struct_size is \(out.pointee.struct_size), this library knows \(resultSize) (use TG_RESULT_INIT)")
     }
     return nil

@@ -121,11 +121,14 @@ enum {
   TGS_TASK_PLUGIN = 1u << 4, /* fn is tgp_trampoline, user its argument block */
   TGS_TASK_HAS_ON_END = 1u << 5, /* extra->on_end is called once the task has ended */
   TGS_TASK_HAS_POLICY = 1u << 6, /* extra->policy: retries, breaker, limits, credentials */
+  TGS_TASK_CACHED = 1u << 7, /* declares a result cache: see TaskPool.cachedTasks */
 };
 
 /* Bits of tgs_task.result_bits: facts about any task's ending. */
 enum {
   TGS_RESULT_EXHAUSTED_RECOVERY = 1u << 0, /* failed on a worker whose recoveries are spent */
+  TGS_RESULT_CACHE_HIT = 1u << 1,  /* its output came from the result cache */
+  TGS_RESULT_CACHE_MISS = 1u << 2, /* it looked in the cache and ran (the reason is in cachedTasks) */
 };
 
 /* One record per submitted task, in the pool's task slab: exactly 128 bytes,

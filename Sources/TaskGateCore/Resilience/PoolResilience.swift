@@ -14,9 +14,13 @@ public enum ResultFlags {
     public static let exhaustedRecovery: UInt32 = 1 << 6
     public static let limited: UInt32 = 1 << 7
     public static let rotated: UInt32 = 1 << 8
+    /// The output came from the result cache; the processor did not run.
+    public static let cacheHit: UInt32 = 1 << 9
+    /// The task declared a cache, found no usable entry (the result says why) and ran.
+    public static let cacheMiss: UInt32 = 1 << 10
     /// Each bit's name, bit k at index k (as events and the Python door spell them).
     public static let names = ["permanent", "retries_exhausted", "budget_exhausted", "breaker_open", "fallback",
-                               "credentials_exhausted", "exhausted_recovery", "limited", "rotated"]
+                               "credentials_exhausted", "exhausted_recovery", "limited", "rotated", "cache_hit", "cache_miss"]
     /// The names of the bits set in `flags`, lowest bit first.
     public static func names(_ flags: UInt32) -> [String] {
         names.indices.filter { flags & (1 << UInt32($0)) != 0 }.map { names[$0] }

@@ -25,6 +25,9 @@ public struct TaskResultView {
     public var statusCode: Int32 = 0
     /// The delay waited before each retry, in ns (pool-owned).
     public var retryDelays = UnsafeBufferPointer<Int64>(start: nil, count: 0)
+    /// With `ResultFlags.cacheMiss`: why the cache could not answer
+    /// ("expired: ..."), pool-owned. nil otherwise.
+    public var cacheReason: UnsafePointer<CChar>? = nil
 }
 
 public struct PoolStats: Sendable {
@@ -271,7 +274,13 @@ extension TaskPool {
         v.startNanoseconds = tgs_load_relaxed_i64(&t.pointee.start_ns)
         v.endNanoseconds = t.pointee.end_ns
         if v.startNanoseconds > 0 { v.queueNanoseconds = v.startNanoseconds - t.pointee.ready_ns }
-        v.flags = t.pointee.result_bits & UInt8(TGS_RESULT_EXHAUSTED_RECOVERY) != 0 ? ResultFlags.exhaustedRecovery : 0
+        let bits = t.pointee.result_bits
+        v.flags = bits & UInt8(TGS_RESULT_EXHAUSTED_RECOVERY) != 0 ? ResultFlags.exhaustedRecovery : 0
+        if bits & UInt8(TGS_RESULT_CACHE_HIT) != 0 { v.flags |= ResultFlags.cacheHit }
+        if bits & UInt8(TGS_RESULT_CACHE_MISS) != 0 {
+            v.flags |= ResultFlags.cacheMiss
+            v.cacheReason = cacheMissReason(i)
+        }
         if let r = tgs_policy_of(t) {
             v.flags |= r.pointee.flags
             v.statusCode = r.pointee.status_code

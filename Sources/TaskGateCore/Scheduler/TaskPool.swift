@@ -42,6 +42,9 @@ public struct TaskSpec {
     /// The key of its breaker and limits (an API host, say); nil: the plugin
     /// processor's name, else "".
     public var key: UnsafePointer<CChar>? = nil
+    /// Reuse the task's previous result from the pool's result cache (the
+    /// task needs an id, and the pool a `resultCache`).
+    public var cache: TaskCacheRequest? = nil
     /// Submit only if the key's limits and breaker let it start now, taking
     /// its slot and tokens (a non-blocking try-submit); else `.limited`.
     public var tryOnly = false
@@ -88,6 +91,12 @@ public struct PoolConfiguration: @unchecked Sendable {
     /// How long a task waits for another process's locks (s; negative: until
     /// it is cancelled). Running out fails the task, naming the holder.
     public var lockWait: Double = -1
+    /// Where tasks that declare a cache keep their results; nil: such tasks are refused.
+    public var resultCache: ResultCache? = nil
+    /// Without `resultCache`: a directory opened (and made) only when the
+    /// first task declaring a cache is submitted, so pools that never cache
+    /// leave no trace (the C door's default beside the lock directory).
+    public var lazyResultCachePath: String? = nil
     public init(workers: Int = 0, maxConcurrency: Int = 0, allowReadWriteOverlap: Bool = false) {
         self.workers = workers
         self.maxConcurrency = maxConcurrency
@@ -202,6 +211,13 @@ public final class TaskPool: @unchecked Sendable {
     let lockDirectory: LockDirectory?
     let lockHoldTimeout: Double
     let lockWait: Double
+    /// Set at creation, or at the first cached submission (under submitLock)
+    /// from lazyResultCachePath; workers read it only for cached tasks.
+    public internal(set) var resultCache: ResultCache?
+    let lazyResultCachePath: String?
+    /// Tasks that declare a cache, by index; under cacheLock (see TaskCache.swift).
+    var cachedTasks: [Int32: CachedTask] = [:]
+    let cacheLock = Lock()
     /// Plugins loaded into this pool.
     public let plugins = PluginRegistry()
     /// Created with the pool; its thread starts with the first timeout.
@@ -303,6 +319,8 @@ public final class TaskPool: @unchecked Sendable {
         lockDirectory = configuration.lockDirectory
         lockHoldTimeout = configuration.lockHoldTimeout
         lockWait = configuration.lockWait
+        resultCache = configuration.resultCache
+        lazyResultCachePath = configuration.lazyResultCachePath
         permits.pointee = UInt32(maxConcurrency)
         for w in 0..<n { workers.append(Worker(index: w, pool: self)) }
         deadlines = DeadlineTimer(pool: self) { pool, i, attempt in pool.timeOut(i, attempt: attempt) }
@@ -438,6 +456,7 @@ public final class TaskPool: @unchecked Sendable {
             }
             groups.truncate(to: groupsBase)
             bytes.rollback(to: arenaMark)
+            forgetCaches(from: Int32(base))
             return e
         }
 
@@ -533,6 +552,9 @@ public final class TaskPool: @unchecked Sendable {
                         try addClaims(t, reads: s.reads, writes: s.writes, cwd: dir, id: s.id, position: i)
                     }
                 } catch { throw refuse(error) }
+            }
+            if let request = s.cache {
+                do { try declareCache(request, t, s, index: Int32(idx), position: i) } catch { throw refuse(error) }
             }
         }
 

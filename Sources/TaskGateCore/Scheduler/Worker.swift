@@ -236,6 +236,10 @@ extension TaskPool {
                 return
             }
         }
+        if t.pointee.flags & UInt8(TGS_TASK_CACHED) != 0 && t.pointee.attempts == 0, let output = cacheLookup(i, t) {
+            answerFromCache(i, t, w, output, fileLocks: fileLocks, hasPaths: hasPaths)
+            return
+        }
         let clockFree = w.lastEnd != 0 && t.pointee.flags & UInt8(TGS_TASK_HAS_PATHS | TGS_TASK_HAS_DEPS) == 0
         let start = clockFree ? max(w.lastEnd, t.pointee.ready_ns) : tgs_monotonic_ns()
         let hasPolicy = t.pointee.flags & UInt8(TGS_TASK_HAS_POLICY) != 0
@@ -295,6 +299,29 @@ extension TaskPool {
         }
         // After the task is settled: a retry is already queued for the others.
         if health.recover { recover(w, after: t, plugin: plugin) }
+    }
+
+    /// Ends task i with its cached output; the processor never runs.
+    private func answerFromCache(_ i: Int32, _ t: UnsafeMutablePointer<tgs_task>, _ w: Worker, _ output: [UInt8],
+                                 fileLocks: [FileLock], hasPaths: Bool) {
+        let start = tgs_monotonic_ns()
+        tgs_store_u32(w.busy, 0)
+        w.lastEnd = 0
+        for l in fileLocks { try? l.release() }
+        if hasPaths { releasePaths(i, worker: w.index) }
+        guard tgs_cas_u32(&t.pointee.state, UInt32(TGS_STATE_RUNNING), UInt32(TGS_STATE_FINALIZING)) != 0 else { return }
+        if !output.isEmpty, let copy = malloc(output.count) {
+            output.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            t.pointee.output = copy
+            t.pointee.output_len = UInt32(output.count)
+        }
+        t.pointee.result_bits |= UInt8(TGS_RESULT_CACHE_HIT)
+        tgs_store_relaxed_i64(&t.pointee.start_ns, start)
+        tgs_store_relaxed_i32(&t.pointee.worker, Int32(w.index))
+        if t.pointee.flags & UInt8(TGS_TASK_HAS_POLICY) != 0 { dropHeld(t) }
+        releaseProcessor(t)
+        t.pointee.end_ns = tgs_monotonic_ns()
+        finish(i, .succeeded, worker: w.index)
     }
 
     /// The engine will not call this task's processor again: a plugin task
@@ -382,6 +409,7 @@ extension TaskPool {
     /// The same; with `deferring`, the end hooks of the tasks it ends are not
     /// called but appended to `deferEnds` (for a caller holding a lock).
     func finish(_ i: Int32, _ status: TaskStatus, worker: Int, deferEnds: inout [Int32], deferring: Bool) {
+        if status == .succeeded, task(i).pointee.flags & UInt8(TGS_TASK_CACHED) != 0 { cacheStore(i, task(i)) }
         var skips: [Int32] = []  // stays unallocated unless a dependent must be skipped
         var readied = finishOne(i, status, worker: worker, skips: &skips, deferEnds: &deferEnds, deferring: deferring)
         while let c = skips.popLast() {
