@@ -150,6 +150,9 @@ enum ConfigKeys {
         ConfigKey(name: "lock_dir", environment: "TASKGATE_LOCK_DIR", flag: "--lock-dir",
                   kind: .text, defaultValue: .string(".taskgate/locks"),
                   help: "cross-process lock directory for declared reads and writes, from the task file's folder ('off': none)"),
+        ConfigKey(name: "cache_dir", environment: "TASKGATE_CACHE_DIR", flag: "--cache-dir",
+                  kind: .text, defaultValue: .string(".taskgate/cache"),
+                  help: "result cache for tasks that declare 'cache', from the task file's folder ('off': tasks with a cache are refused)"),
         ConfigKey(name: "retry_delays", environment: "TASKGATE_RETRY_DELAYS", flag: "--retry-delays",
                   kind: .delays, defaultValue: .doubles([0.1, 0.5, 1.0, 2.0]), help: "seconds to wait before each retry, for policies whose retry gives neither delays_s nor base_delay_s"),
         ConfigKey(name: "conflict_resolution", environment: "TASKGATE_CONFLICT_RESOLUTION", flag: "--conflict-resolution",
@@ -184,6 +187,7 @@ struct Config {
     var logLevel: String { if case .string(let v) = self["log_level"] { return v }; return "INFO" }
     var retryDelays: [Double] { if case .doubles(let v) = self["retry_delays"] { return v }; return [0.1, 0.5, 1.0, 2.0] }
     var lockDir: String { if case .string(let v) = self["lock_dir"] { return v }; return ".taskgate/locks" }
+    var cacheDir: String { if case .string(let v) = self["cache_dir"] { return v }; return ".taskgate/cache" }
     var lockTimeout: Double { if case .double(let v) = self["lock_timeout_seconds"] { return v }; return 30 }
     var maxComplexity: Int { if case .int(let v) = self["max_context_complexity"] { return v }; return 30 }
     var conflictResolution: String { if case .string(let v) = self["conflict_resolution"] { return v }; return "sequential" }

@@ -176,6 +176,17 @@ final class Runner {
             }
             pc.lockHoldTimeout = config.lockTimeout
         }
+        if let t = file.tasks.first(where: { $0.cache != nil }) {
+            guard config.cacheDir != "off" else {
+                throw UsageError("\(file.path): task '\(t.id)' declares a cache, but cache_dir is 'off'")
+            }
+            let dir = absolute(config.cacheDir, from: file.folder)
+            do {
+                pc.resultCache = try ResultCache(dir)
+            } catch {
+                throw UsageError("cache_dir \(dir): \(error.description)")
+            }
+        }
         do {
             pool = try TaskPool(pc)
         } catch {
@@ -429,6 +440,7 @@ final class Runner {
             s.difficulty = d.difficulty
             s.policy = taskPolicies[offset + specs.count]?.policy
             s.key = d.key.map { strings.make($0) }
+            s.cache = d.cache
             if d.timeoutSeconds > 0 { s.timeoutNanoseconds = max(1, Int64(d.timeoutSeconds * 1e9)) }
             if let payload = d.payload {
                 let c = strings.make(payload)
@@ -596,6 +608,21 @@ final class Runner {
         o.add(raw: "retry_delays_ms", "[" + r.retryDelays.map { JSONOut.number(Double($0) / 1e6) }.joined(separator: ",") + "]")
     }
 
+    /// For a task that declares a cache: {"result": "hit"} or {"result": "miss", "reason": "expired: ..."}.
+    func addCacheField(_ o: inout JSONObject, _ i: Int, _ r: TaskResultView) {
+        guard i < file.tasks.count, file.tasks[i].cache != nil else { return }
+        var c = JSONObject()
+        if r.flags & ResultFlags.cacheHit != 0 {
+            c.add("result", "hit")
+        } else if r.flags & ResultFlags.cacheMiss != 0 {
+            c.add("result", "miss")
+            c.add("reason", r.cacheReason.map { String(cString: $0) })
+        } else {
+            c.add("result", "not_looked_up")  // it never reached a worker (skipped, cancelled)
+        }
+        o.add(raw: "cache", c.text)
+    }
+
     func taskEnded(_ i: Int32, _ r: TaskResultView) {
         guard options.json else { return }
         var o = eventBase("task_ended")
@@ -609,6 +636,7 @@ final class Runner {
         o.add("duration_ms", r.startNanoseconds > 0 ? Double(r.endNanoseconds - r.startNanoseconds) / 1e6 : 0)
         o.add("error", r.error.map { String(cString: $0) })
         addPolicyFields(&o, Int(i), r)
+        addCacheField(&o, Int(i), r)
         if let out = r.output, r.outputLength <= 4096,
            let s = String(validating: UnsafeRawBufferPointer(start: out, count: r.outputLength), as: UTF8.self) {
             o.add("output", s)
@@ -691,6 +719,7 @@ final class Runner {
             o.add("queue_ms", Double(r.queueNanoseconds) / 1e6)
             o.add("duration_ms", r.startNanoseconds > 0 ? Double(r.endNanoseconds - r.startNanoseconds) / 1e6 : 0)
             addPolicyFields(&o, i, r)
+            addCacheField(&o, i, r)
             text += "    " + o.text + (i + 1 < pool.submittedCount ? ",\n" : "\n")
         }
         text += "  ],\n  \"groups\": \(groups),\n  \"aggregates\": \(aggregates)\n}\n"

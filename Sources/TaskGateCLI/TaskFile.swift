@@ -26,6 +26,8 @@ struct TaskDef {
     var policy: (String, Node)? = nil
     /// The key of its breaker and limits; nil: the processor's name.
     var key: String? = nil
+    /// `cache: {"ttl_s": N, "key": "v2"}`: reuse the previous result (seed 002 §4).
+    var cache: TaskCacheRequest? = nil
     var node: Node
 }
 
@@ -54,7 +56,7 @@ struct TaskFile {
 
     static let taskFields: Set<String> = ["id", "processor", "args", "priority", "depends_on", "reads", "writes",
                                           "difficulty", "timeout_s", "group", "critical", "payload", "description",
-                                          "policy", "key", "shared"]
+                                          "policy", "key", "shared", "cache"]
 
     /// Reads and checks a task file. Errors name the file, line:column, task and field.
     /// `cycles: false` leaves dependency cycles to the caller (validate reports them).
@@ -335,6 +337,24 @@ struct TaskFile {
             guard let s = kn.string, !s.isEmpty, s.utf8.count <= 256 else { throw bad(kn, "key", "must be a string of 1-256 bytes, got \(kn.string != nil ? "\(kn.string!.utf8.count) bytes" : kn.kind)") }
             guard !s.utf8.contains(0) else { throw bad(kn, "key", "contains a NUL character") }
             def.key = s
+        }
+        if let c = n["cache"] {
+            guard let members = c.members else { throw bad(c, "cache", "must be an object such as {\"ttl_s\": 3600}, got \(c.kind)") }
+            for (k, v) in members where k != "ttl_s" && k != "key" {
+                throw bad(v, "cache.\(k)", "is not a cache field (known: ttl_s, key)")
+            }
+            guard let t = c["ttl_s"] else { throw bad(c, "cache", "needs ttl_s: how many seconds a stored result stays usable") }
+            guard let ttl = t.double, ttl.isFinite, ttl > 0, ttl <= 315_360_000 else {
+                throw bad(t, "cache.ttl_s", "must be a number of seconds above 0 (at most ten years)")
+            }
+            var key = ""
+            if let kn = c["key"] {
+                guard let s = kn.string, s.utf8.count <= 4096, !s.utf8.contains(0) else {
+                    throw bad(kn, "cache.key", "must be a string of at most 4096 bytes without NUL, got \(kn.kind)")
+                }
+                key = s
+            }
+            def.cache = TaskCacheRequest(ttl: ttl, key: key)
         }
         return def
     }

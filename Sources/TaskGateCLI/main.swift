@@ -72,7 +72,8 @@ Task file:
               "priority": "high", "depends_on": [], "reads": ["in.txt"], "writes": ["out/in.txt"],
               "shared": ["db:orders"],
               "difficulty": 3, "timeout_s": 30, "group": "g1", "critical": true, "payload": "...",
-              "policy": "api", "key": "api.example.com"}],
+              "policy": "api", "key": "api.example.com",
+              "cache": {"ttl_s": 3600, "key": "v2"}}],
    "policies": {"api": {
        "retry": {"max_attempts": 4, "delays_s": [0.5, 2], "jitter": "none"},
        "breaker": {"failure_threshold": 5, "success_threshold": 2, "open_s": 60},
@@ -81,6 +82,10 @@ Task file:
        "fallback": "text.cached"}},
    "groups": {"g1": {"min_required": 2, "critical": false, "cancel_all": false}},
    "aggregate": {"deps": {"kind": "union", "from": "g1", "threshold": 0.4, "min_required": 2}}}
+  A task with "cache" reuses its last result (kept in cache_dir, .taskgate/cache
+  beside FILE) while ttl_s has not passed and neither its definition (processor,
+  args, payload, writes, cache key), its list of reads nor any read file's mtime
+  or size changed; each result says "hit", or "miss" and why.
   A policy named "default" applies to tasks that name none.
   A group succeeds when min_required of its tasks do (a count, "50%" or 0.5;
   default all); its tolerated failures do not fail the run. A critical group

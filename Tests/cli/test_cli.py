@@ -44,6 +44,7 @@ CONFIG_KEYS = {
     "max_context_complexity": 30,
     "lock_timeout_seconds": 30,
     "lock_dir": ".taskgate/locks",
+    "cache_dir": ".taskgate/cache",
     "retry_delays": [0.1, 0.5, 1, 2],
     "conflict_resolution": "sequential",
     "enable_monitoring": True,
@@ -1635,6 +1636,104 @@ class ResultsTest(TempDirTest):
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn(message, r.stderr)
                 self.assertRegex(r.stderr, r"tasks\.json:\d+:\d+: ")
+
+
+class CacheTest(TempDirTest):
+    """The result cache through the task file: hits across runs, TTL, a touched read file, a changed definition."""
+
+    def tasks(self, ttl=3600, key=None, args_extra=()):
+        cache = {"ttl_s": ttl}
+        if key is not None:
+            cache["key"] = key
+        return [{"id": "up", "processor": "text.upper", "args": ["in.txt", "out.txt"], "reads": ["in.txt"],
+                 "writes": ["out.txt"], "cache": dict(cache)},
+                {"id": "stats", "processor": "text.stats", "args": ["in.txt", 0.5], "reads": ["in.txt"],
+                 "cache": dict(cache)},
+                {"id": "plain", "processor": "text.stats", "args": ["in.txt", 0.5], "reads": ["in.txt"]}]
+
+    def run_cached(self, tasks, *extra):
+        write_task_file(self.dir, tasks, plugins=("text",))
+        r = tg("run", "tasks.json", "--results", "results.json", "--json", *extra, cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = {t["id"]: t for t in json.loads((self.dir / "results.json").read_text())["tasks"]}
+        ended = {e["task_id"]: e for e in json_lines(r.stdout) if e["event"] == "task_ended"}
+        return res, ended
+
+    def test_hit_then_invalidated_by_a_touched_read_file_and_a_changed_definition(self):
+        (self.dir / "in.txt").write_text("hello world\n")
+        res, ended = self.run_cached(self.tasks())
+        self.assertEqual(res["up"]["cache"]["result"], "miss")
+        self.assertTrue(res["up"]["cache"]["reason"].startswith("absent"), res["up"]["cache"])
+        self.assertEqual(ended["up"]["cache"]["result"], "miss")
+        self.assertNotIn("cache", res["plain"])  # no cache declared: no cache field
+        self.assertEqual((self.dir / "out.txt").read_text(), "HELLO WORLD\n")
+        first_stats = res["stats"]["output"]
+        self.assertTrue((self.dir / ".taskgate" / "cache").is_dir())
+
+        # A second run (a new process): hits, and the processor does not run.
+        (self.dir / "out.txt").unlink()
+        res, ended = self.run_cached(self.tasks())
+        self.assertEqual(res["up"]["cache"], {"result": "hit"})
+        self.assertEqual(res["up"]["attempts"], 0)
+        self.assertEqual(ended["up"]["cache"], {"result": "hit"})
+        self.assertEqual(res["stats"]["output"], first_stats)
+        self.assertFalse((self.dir / "out.txt").exists(), "a hit must not run the processor")
+
+        # Touch the read file: same size and text, later mtime.
+        st = os.stat(self.dir / "in.txt")
+        os.utime(self.dir / "in.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+        res, _ = self.run_cached(self.tasks())
+        self.assertEqual(res["up"]["cache"]["result"], "miss")
+        self.assertIn("read_changed", res["up"]["cache"]["reason"])
+        self.assertIn("in.txt", res["up"]["cache"]["reason"])
+        self.assertEqual((self.dir / "out.txt").read_text(), "HELLO WORLD\n")
+
+        # A changed read file's content changes the output too.
+        (self.dir / "in.txt").write_text("hello world, again\n")
+        res, _ = self.run_cached(self.tasks())
+        self.assertEqual(res["stats"]["cache"]["result"], "miss")
+        self.assertNotEqual(res["stats"]["output"], first_stats)
+
+        # The definition: args, then the cache key.
+        tasks = self.tasks()
+        tasks[1]["args"] = ["in.txt", 0.25]
+        res, _ = self.run_cached(tasks)
+        self.assertTrue(res["stats"]["cache"]["reason"].startswith("definition_changed"), res["stats"]["cache"])
+        self.assertEqual(res["up"]["cache"], {"result": "hit"})
+        res, _ = self.run_cached(self.tasks(key="v2"))
+        self.assertTrue(res["up"]["cache"]["reason"].startswith("definition_changed"), res["up"]["cache"])
+
+    def test_ttl_expires(self):
+        (self.dir / "in.txt").write_text("x\n")
+        self.run_cached(self.tasks(ttl=0.05))
+        time.sleep(0.2)  # four TTLs later: must have expired (no upper bound is asserted)
+        res, _ = self.run_cached(self.tasks(ttl=0.05))
+        self.assertTrue(res["up"]["cache"]["reason"].startswith("expired"), res["up"]["cache"])
+        res, _ = self.run_cached(self.tasks(ttl=3600))  # the TTL that counts is the task's current one
+        self.assertEqual(res["up"]["cache"], {"result": "hit"})
+
+    def test_cache_dir_config_and_off(self):
+        (self.dir / "in.txt").write_text("x\n")
+        self.run_cached(self.tasks(), "--cache-dir", "mycache")
+        self.assertTrue(any((self.dir / "mycache").glob("*.entry")))
+        write_task_file(self.dir, self.tasks(), plugins=("text",))
+        r = tg("run", "tasks.json", "--cache-dir", "off", cwd=self.dir)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("task 'up' declares a cache, but cache_dir is 'off'", r.stderr)
+
+    def test_bad_cache_fields(self):
+        (self.dir / "in.txt").write_text("x\n")
+        for cache, message in [(3600, "must be an object"), ({}, "needs ttl_s"), ({"ttl_s": 0}, "cache.ttl_s"),
+                               ({"ttl_s": -1}, "cache.ttl_s"), ({"ttl_s": "1h"}, "cache.ttl_s"),
+                               ({"ttl_s": 1, "key": 5}, "cache.key"), ({"ttl_s": 1, "tll": 5}, "cache.tll")]:
+            with self.subTest(cache=cache):
+                tasks = self.tasks()
+                tasks[0]["cache"] = cache
+                write_task_file(self.dir, tasks, plugins=("text",))
+                r = tg("run", "tasks.json", cwd=self.dir)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(message, r.stderr)
+                self.assertIn("tasks.json:", r.stderr)  # names the file (and line:column)
 
 
 class GatesCommandTest(TempDirTest):
