@@ -35,7 +35,8 @@ TASK_OK, TASK_FAILED, TASK_RETRY, TASK_PERMANENT = 0, 1, 2, 3
 
 # tg_result.flags, by bit
 RESULT_FLAGS = ("permanent", "retries_exhausted", "budget_exhausted", "breaker_open", "fallback",
-                "credentials_exhausted", "exhausted_recovery", "limited", "rotated")
+                "credentials_exhausted", "exhausted_recovery", "limited", "rotated", "cache_hit", "cache_miss")
+CACHE_NO_EXPIRY = -1
 
 JITTERS = {"none": 0, "proportional": 1, "full": 2, "equal": 3, "decorrelated": 4}
 RETRY_FAILED_IS_PERMANENT, RETRY_IGNORE_RETRY_AFTER = 1, 2
@@ -64,7 +65,8 @@ class PoolOptions(Structure):
     _fields_ = [("struct_size", c_uint32), ("workers", c_uint32), ("max_concurrency", c_uint32),
                 ("flags", c_uint32), ("clock", c_void_p), ("unhealthy_after", c_uint32),
                 ("max_recoveries", c_uint32), ("recover", c_void_p), ("recover_user", c_void_p),
-                ("lock_dir", c_char_p), ("lock_hold_timeout_ms", c_int64), ("lock_wait_ms", c_int64)]
+                ("lock_dir", c_char_p), ("lock_hold_timeout_ms", c_int64), ("lock_wait_ms", c_int64),
+                ("cache_dir", c_char_p)]
 
 
 LOCK_SHARED = 1
@@ -130,7 +132,8 @@ class TaskDesc(Structure):
                 ("n_reads", c_size_t), ("writes", POINTER(c_char_p)), ("n_writes", c_size_t),
                 ("group", c_char_p), ("flags", c_uint32), ("difficulty", c_int32), ("timeout_ms", c_int64),
                 ("processor", c_void_p), ("args", POINTER(Value)), ("n_args", c_size_t),
-                ("on_end", c_void_p), ("policy", c_void_p), ("key", c_char_p)]
+                ("on_end", c_void_p), ("policy", c_void_p), ("key", c_char_p),
+                ("cache_ttl_ms", c_int64), ("cache_key", c_char_p)]
 
 
 class CResult(Structure):
@@ -138,7 +141,7 @@ class CResult(Structure):
                 ("group", c_char_p), ("output", c_void_p), ("output_len", c_size_t), ("error", c_char_p),
                 ("attempts", c_uint32), ("worker", c_int32), ("submit_ns", c_int64), ("start_ns", c_int64),
                 ("end_ns", c_int64), ("queue_ns", c_int64), ("flags", c_uint32), ("status_code", c_int32),
-                ("retry_delays_ns", POINTER(c_int64)), ("n_retry_delays", c_size_t)]
+                ("retry_delays_ns", POINTER(c_int64)), ("n_retry_delays", c_size_t), ("cache_reason", c_char_p)]
 
 
 class PoolStats(Structure):

@@ -56,14 +56,16 @@ _LIVE_LOCK = threading.Lock()
 
 
 class _Call:
-    """One task: a Python callable and its arguments, or a plugin task (fn None)."""
-    __slots__ = ("fn", "args", "kwargs", "future", "value", "exc")
+    """One task: a Python callable and its arguments, or a plugin task (fn None).
+    ``cached``: the value also goes to the engine as JSON, for the result cache."""
+    __slots__ = ("fn", "args", "kwargs", "future", "value", "exc", "cached")
 
     def __init__(self, fn: Optional[Callable[..., Any]], args: tuple, kwargs: Optional[dict],
-                 future: "TaskFuture"):
+                 future: "TaskFuture", cached: bool = False):
         self.fn, self.args, self.kwargs, self.future = fn, args, kwargs, future
         self.value: Any = None
         self.exc: Optional[BaseException] = None
+        self.cached = cached
 
 
 class _Rows:
@@ -110,6 +112,8 @@ def _run_python(ctx: int, user: int) -> int:
     try:
         if e.__class__ is _Call:
             e.value = e.fn(*e.args, **e.kwargs) if e.kwargs else e.fn(*e.args)
+            if e.cached:
+                _cache_output(ctx, e)
         else:
             i = user & 0xFFFFFFFF
             e.values[i] = e.fn(*e.rows[i])
@@ -118,6 +122,18 @@ def _run_python(ctx: int, user: int) -> int:
         return _failed(ctx, e, user, exc)
     finally:
         _PINNED.ctx = 0
+
+
+def _cache_output(ctx: int, e: "_Call") -> None:
+    """A cached callable's value goes into the cache as JSON: text any later
+    run can read back, never code (a cache directory is shared on disk)."""
+    try:
+        text = json.dumps(e.value, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidArgumentError(
+            f"cache: the return value of {getattr(e.fn, '__qualname__', e.fn)!r} cannot be stored: "
+            f"a cached callable must return JSON data (dict, list, str, int, float, bool, None): {exc}") from None
+    lib.task_set_output(ctx, text, len(text))
 
 
 def _failed(ctx: int, e: Any, user: int, exc: BaseException) -> int:
@@ -218,7 +234,8 @@ class Result:
     for plugin tasks (None when none). Times are CLOCK_MONOTONIC nanoseconds.
     """
     __slots__ = ("seq", "id", "group", "status", "output", "error", "exception", "attempts", "worker",
-                 "submit_ns", "start_ns", "end_ns", "queue_ns", "flags", "status_code", "retry_delays_ns")
+                 "submit_ns", "start_ns", "end_ns", "queue_ns", "flags", "status_code", "retry_delays_ns",
+                 "cache", "cache_reason")
 
     def __init__(self, r: C.CResult, output: Any = None, exception: Optional[BaseException] = None,
                  python: bool = False):
@@ -226,7 +243,10 @@ class Result:
         self.id: Optional[str] = r.id.decode() if r.id is not None else None
         self.group: Optional[str] = r.group.decode() if r.group is not None else None
         self.status: str = C.STATUS_NAMES.get(r.status, "unknown")
-        if python:
+        if python and r.flags & _CACHE_HIT and r.status == C.SUCCEEDED:
+            # Answered from the result cache: the callable never ran; its value is the stored JSON.
+            self.output = json.loads(ctypes.string_at(r.output, r.output_len)) if r.output else None
+        elif python:
             self.output = output if r.status == C.SUCCEEDED else None
         else:
             self.output = ctypes.string_at(r.output, r.output_len) if r.output else None
@@ -249,6 +269,12 @@ class Result:
         #: The delay waited before each retry, in nanoseconds on the pool's clock.
         self.retry_delays_ns: Tuple[int, ...] = tuple(r.retry_delays_ns[k] for k in range(r.n_retry_delays)) \
             if r.n_retry_delays else ()
+        #: For a task submitted with ``cache_ttl``: "hit" (its output came from
+        #: the cache; it did not run) or "miss" (it ran); None otherwise.
+        self.cache: Optional[str] = "hit" if r.flags & _CACHE_HIT else "miss" if r.flags & _CACHE_MISS else None
+        #: With a miss: why ("absent: ...", "expired: ...", "read_changed: ...").
+        self.cache_reason: Optional[str] = r.cache_reason.decode("utf-8", "replace") \
+            if r.cache_reason is not None else None
 
     @property
     def ok(self) -> bool:
@@ -299,6 +325,8 @@ def _task_error(r: Result) -> BaseException:
 
 _FLAG_CACHE: Dict[int, frozenset] = {0: frozenset()}
 _ENDED_BEFORE_CALL = 1 << C.RESULT_FLAGS.index("credentials_exhausted")
+_CACHE_HIT = 1 << C.RESULT_FLAGS.index("cache_hit")
+_CACHE_MISS = 1 << C.RESULT_FLAGS.index("cache_miss")
 
 
 def _flag_names(bits: int) -> frozenset:
@@ -338,7 +366,7 @@ class TaskFuture(_cf.Future):
 
     def _finish(self, seq: int, status: int, e: _Call) -> None:
         self.seq = seq
-        if status == C.SUCCEEDED and self._python:
+        if status == C.SUCCEEDED and self._python and not e.cached:
             self.set_result(e.value)
             return
         if status == C.CANCELLED:
@@ -624,6 +652,24 @@ def _timeout_ms(t: Optional[float]) -> int:
     return max(1, int(t * 1000 + 0.999))
 
 
+def _cache_ttl_ms(ttl: Any) -> int:
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl != ttl or ttl <= 0:
+        raise errors.InvalidArgumentError(f"cache_ttl must be a number of seconds above 0 (math.inf: no limit), got {ttl!r}")
+    if ttl == float("inf"):
+        return C.CACHE_NO_EXPIRY
+    return max(1, min(int(round(ttl * 1000)), (1 << 62)))
+
+
+def _callable_cache_key(fn: Any, args: tuple, kwargs: Optional[dict]) -> str:
+    """What the engine cannot see of a Python task: which callable, with which arguments."""
+    where = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+    try:
+        spelled = json.dumps([list(args), kwargs or {}], sort_keys=True, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError):
+        spelled = repr((args, sorted((kwargs or {}).items())))
+    return "python:" + where + "\n" + spelled
+
+
 def _seconds_ms(t: Any, what: str) -> int:
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not (t > 0) or t != t or t > 31_536_000:
         raise errors.InvalidArgumentError(f"{what} must be a number of seconds above 0 (at most a year), got {t!r}")
@@ -648,7 +694,8 @@ class Pool:
     def __init__(self, workers: int = 0, *, max_concurrency: int = 0, allow_read_write_overlap: bool = False,
                  clock: Optional["VirtualClock"] = None, unhealthy_after: int = 0, max_recoveries: int = 0,
                  recover: Optional[Callable[[int], Any]] = None, lock_dir: Optional[str] = None,
-                 lock_hold_timeout: Optional[float] = 300.0, lock_wait: Optional[float] = None):
+                 lock_hold_timeout: Optional[float] = 300.0, lock_wait: Optional[float] = None,
+                 cache_dir: Optional[str] = None):
         for name, v in (("workers", workers), ("max_concurrency", max_concurrency),
                         ("unhealthy_after", unhealthy_after), ("max_recoveries", max_recoveries)):
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:
@@ -671,6 +718,9 @@ class Pool:
             o.lock_dir = _name(os.fspath(lock_dir), "lock_dir")
             o.lock_hold_timeout_ms = -1 if lock_hold_timeout is None else _seconds_ms(lock_hold_timeout, "lock_hold_timeout")
             o.lock_wait_ms = 0 if lock_wait is None else _seconds_ms(lock_wait, "lock_wait")
+        if cache_dir is not None:
+            # The result cache for tasks submitted with cache_ttl (default: "cache" beside lock_dir).
+            o.cache_dir = _name(os.fspath(cache_dir), "cache_dir")
         h = c_void_p()
         lib.pool_create(byref(o), byref(h))
         self._handle: Optional[int] = h.value
@@ -728,7 +778,8 @@ class Pool:
                priority: Union[str, int] = "normal", depends_on: Sequence[str] = (), reads: Sequence[str] = (),
                writes: Sequence[str] = (), timeout: Optional[float] = None, group: Optional[str] = None,
                critical: bool = False, difficulty: int = 0, payload: Union[bytes, str, None] = None,
-               policy: Optional[Policy] = None, key: Optional[str] = None, **kwargs: Any) -> TaskFuture:
+               policy: Optional[Policy] = None, key: Optional[str] = None, cache_ttl: Optional[float] = None,
+               cache_key: Optional[str] = None, **kwargs: Any) -> TaskFuture:
         """Submits one task and returns its future.
 
         ``fn`` is a Python callable (called as ``fn(*args, **kwargs)`` on a
@@ -742,26 +793,37 @@ class Pool:
         (:meth:`set_policy`); ``key`` picks its breaker and limits (an API
         host, say; default: a plugin task's processor name, else one per
         policy).
+
+        ``cache_ttl`` (seconds; ``math.inf``: no limit) reuses the task's
+        previous result from the pool's ``cache_dir`` (it needs an ``id``)
+        while the TTL has not passed and neither its definition nor any of
+        its ``reads`` changed: a plugin processor's name, version and
+        arguments, or a callable's module, qualified name and arguments, its
+        payload, writes and ``cache_key`` (put a version of your code there).
+        A cached callable must return JSON data; a hit gives it back parsed.
+        ``task_result().cache`` says "hit" or "miss", ``cache_reason`` why.
         """
         return self._submit(lib.pool_submit, fn, args, kwargs, id, priority, depends_on, reads, writes, timeout,
-                            group, critical, difficulty, payload, policy, key)
+                            group, critical, difficulty, payload, policy, key, cache_ttl, cache_key)
 
     def try_submit(self, fn: Union[Callable[..., Any], Processor, str], /, *args: Any, id: Optional[str] = None,
                    priority: Union[str, int] = "normal", depends_on: Sequence[str] = (), reads: Sequence[str] = (),
                    writes: Sequence[str] = (), timeout: Optional[float] = None, group: Optional[str] = None,
                    critical: bool = False, difficulty: int = 0, payload: Union[bytes, str, None] = None,
-                   policy: Optional[Policy] = None, key: Optional[str] = None, **kwargs: Any) -> TaskFuture:
+                   policy: Optional[Policy] = None, key: Optional[str] = None, cache_ttl: Optional[float] = None,
+                   cache_key: Optional[str] = None, **kwargs: Any) -> TaskFuture:
         """As :meth:`submit`, but only if the task could start now as far as
         its policy goes (its breaker admits calls, its key's limits have
         room); otherwise raises :class:`LimitedError` at once, nothing
         submitted. The task holds its limit slot from now on."""
         return self._submit(lib.pool_try_submit, fn, args, kwargs, id, priority, depends_on, reads, writes,
-                            timeout, group, critical, difficulty, payload, policy, key)
+                            timeout, group, critical, difficulty, payload, policy, key, cache_ttl, cache_key)
 
     def _submit(self, call: Any, fn: Any, args: tuple, kwargs: dict, id: Optional[str], priority: Union[str, int],
                 depends_on: Sequence[str], reads: Sequence[str], writes: Sequence[str], timeout: Optional[float],
                 group: Optional[str], critical: bool, difficulty: int, payload: Union[bytes, str, None],
-                policy: Optional[Policy], key: Optional[str]) -> TaskFuture:
+                policy: Optional[Policy], key: Optional[str], cache_ttl: Optional[float] = None,
+                cache_key: Optional[str] = None) -> TaskFuture:
         proc = self._resolve(fn)
         if proc is not None and kwargs:
             raise errors.InvalidArgumentError(f"{proc.name}: processors take positional arguments only")
@@ -794,10 +856,21 @@ class Pool:
             d.policy = self._policy_handle(policy)
         if key is not None:
             d.key = _name(key, "key")
+        if cache_ttl is not None:
+            d.cache_ttl_ms = _cache_ttl_ms(cache_ttl)
+            if cache_key is not None and not isinstance(cache_key, str):
+                raise errors.InvalidArgumentError(f"cache_key must be a str or None, got {type(cache_key).__name__}")
+            ck = cache_key or ""
+            if proc is None:
+                # The engine knows a callable only as "fn": name it and its arguments in the key.
+                ck = _callable_cache_key(fn, args, kwargs) + "\n" + ck
+            d.cache_key = _name(ck, "cache_key") if ck else None
+        elif cache_key is not None:
+            raise errors.InvalidArgumentError("cache_key needs cache_ttl (how long a stored result stays usable)")
         future = TaskFuture(self, proc is None)
         future.id = id
         if proc is None:
-            entry = _Call(fn, args, kwargs, future)  # type: ignore[arg-type]
+            entry = _Call(fn, args, kwargs, future, cached=cache_ttl is not None)  # type: ignore[arg-type]
             d.fn = _PROCESSOR_ADDRESS
         else:
             entry = _Call(None, (), None, future)
