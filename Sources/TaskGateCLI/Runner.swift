@@ -115,6 +115,10 @@ struct RunOptions {
     var json = false
     var quiet = false
     var resultsPath: String? = nil
+    /// run --timeline PATH: the run drawn as one HTML page.
+    var timelinePath: String? = nil
+    /// run --metrics PATH: Prometheus text exposition of the run.
+    var metricsPath: String? = nil
     var configPath: String? = nil
     /// run --validate: the fallback ("batches" or "sequential"), nil: no validation.
     var validate: String? = nil
@@ -521,6 +525,7 @@ final class Runner {
         let groupsJSON = "{" + outcomes.map { JSONOut.quote($0.name) + ":" + $0.json }.joined(separator: ",") + "}"
         let aggsJSON = "{" + aggs.map { a in JSONOut.quote(a.0) + ":" + (a.1?.json ?? "{\"success\":false,\"reason\":" + JSONOut.quote(a.2 ?? "") + "}") }.joined(separator: ",") + "}"
         if let path = options.resultsPath { try writeResults(path, wall: wall, code: code, groups: groupsJSON, aggregates: aggsJSON) }
+        if let path = options.timelinePath { try writeAtomically(path, timelinePage()) }
         var f = eventBase("run_finished")
         f.add("tasks", total)
         for s in [TaskStatus.succeeded, .failed, .timedOut, .cancelled, .skipped, .rejected] { f.add(key(s), counts[s] ?? 0) }
@@ -690,6 +695,23 @@ final class Runner {
             shown += 1
             stderrStream.line("  \(paint(r.status.name, "31")) \(String(cString: r.id!)) (\(processors[i].name)): \(r.error.map { String(cString: $0) } ?? "")")
         }
+    }
+
+    /// One bar per submitted task, one lane per worker (timeline.swift).
+    func timelinePage() -> String {
+        var tasks: [TimelineTask] = []
+        tasks.reserveCapacity(pool.submittedCount)
+        for i in 0..<pool.submittedCount {
+            let r = pool.result(Int32(i))
+            var error = r.error.map { String(cString: $0) }
+            if r.flags & ResultFlags.cacheHit != 0 { error = "result reused from the cache" }
+            tasks.append(TimelineTask(
+                id: r.id.map { String(cString: $0) } ?? "#\(i)", processor: i < processors.count ? processors[i].name : nil,
+                group: r.group.map { String(cString: $0) }, worker: Int(r.worker),
+                submitNs: UInt64(max(0, r.submitNanoseconds)), startNs: UInt64(max(0, r.startNanoseconds)),
+                endNs: UInt64(max(0, r.endNanoseconds)), status: key(r.status), attempts: Int(r.attempts), error: error))
+        }
+        return timelineHTML(tasks, options: TimelineOptions(title: "taskgate run " + file.path, runId: runId, workers: pool.workerCount))
     }
 
     func writeResults(_ path: String, wall: Double, code: Int32, groups: String = "{}", aggregates: String = "{}") throws(UsageError) {

@@ -45,6 +45,11 @@ options:
                         task_ended, breaker_changed, interrupted, run_finished)
   --quiet, -q           no progress line and no summary (errors still go to stderr)
   --results PATH        write every task's result to PATH (JSON, written atomically)
+  --timeline PATH       draw the run as one self-contained HTML page: a lane per
+                        worker, a bar per task coloured by status (hover for details)
+  --metrics PATH        Prometheus text exposition of the run (counts by status,
+                        durations, queue waits, per worker, throughput), written
+                        atomically for a node-exporter textfile collector
   --config PATH         a JSON file of configuration keys (also TASKGATE_CONFIG)
   --validate[=FALLBACK] check the gates first (see 'taskgate help validate'); when the
                         tasks cannot all run in parallel, run the suggested batches one
@@ -195,15 +200,54 @@ func commandRun(_ args: [String]) -> Int32 {
             } else if a == "--progressive" { opts.progressive = true }
             else { rest.append(a) }
         }
+        // --timeline and --metrics take a value: pulled out before the common options.
+        var k = 0
+        var others: [String] = []
+        while k < rest.count {
+            let a = rest[k]
+            var name = a, inline: String? = nil
+            if a.hasPrefix("--"), let eq = a.firstIndex(of: "=") {
+                name = String(a[..<eq])
+                inline = String(a[a.index(after: eq)...])
+            }
+            if name == "--timeline" || name == "--metrics" {
+                var v = inline
+                if v == nil {
+                    k += 1
+                    guard k < rest.count else { throw UsageError("\(name) needs a value (a file path)") }
+                    v = rest[k]
+                }
+                guard let path = v, !path.isEmpty else { throw UsageError("\(name) needs a file path") }
+                if name == "--timeline" { opts.timelinePath = path } else { opts.metricsPath = path }
+            } else if a == "--" {
+                others.append(contentsOf: rest[k...])
+                break
+            } else {
+                others.append(a)
+            }
+            k += 1
+        }
+        rest = others
         try parseCommon(rest, allowJSON: true, into: &opts, positional: &positional)
         guard positional.count == 1 else {
             throw UsageError(positional.isEmpty ? "run needs a task file (taskgate run FILE)" : "run takes one task file, got \(positional.count): \(positional.joined(separator: " "))")
         }
         opts.file = positional[0]
+        let here = String(decoding: PathNormalizer.currentDirectory(), as: UTF8.self)
         if let r = opts.resultsPath {
-            let full = absolute(r, from: String(decoding: PathNormalizer.currentDirectory(), as: UTF8.self))
-            try checkWritable(full)
+            let full = absolute(r, from: here)
+            try checkWritable(full, flag: "--results")
             opts.resultsPath = full
+        }
+        if let r = opts.timelinePath {
+            let full = absolute(r, from: here)
+            try checkWritable(full, flag: "--timeline")
+            opts.timelinePath = full
+        }
+        if let r = opts.metricsPath {
+            let full = absolute(r, from: here)
+            try checkWritable(full, flag: "--metrics")
+            opts.metricsPath = full
         }
         let file = try TaskFile.load(opts.file)
         let config = try effectiveConfig(opts, file)
@@ -221,10 +265,10 @@ func commandRun(_ args: [String]) -> Int32 {
 }
 
 /// Refuses a results path that cannot be written, before anything runs.
-func checkWritable(_ path: String) throws(UsageError) {
+func checkWritable(_ path: String, flag: String) throws(UsageError) {
     let probe = "\(path).tmp.\(getpid())"
     let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw UsageError("--results \(path): cannot write there: \(errnoText())") }
+    guard fd >= 0 else { throw UsageError("\(flag) \(path): cannot write there: \(errnoText())") }
     close(fd)
     unlink(probe)
 }

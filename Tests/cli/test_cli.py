@@ -1736,6 +1736,41 @@ class CacheTest(TempDirTest):
                 self.assertIn("tasks.json:", r.stderr)  # names the file (and line:column)
 
 
+class TimelineTest(TempDirTest):
+    """run --timeline: the page is written, and a real headless Chromium draws one bar per task."""
+    CHECK = Path(__file__).resolve().parent.parent / "browser" / "check_timeline.py"
+
+    def test_timeline_renders_one_bar_per_task_in_chromium(self):
+        tasks = [sleep_task(f"s{i}", 20 + i % 3 * 10) for i in range(24)] + \
+                [dict(echo_task(f"e{i}"), depends_on=[f"s{i}"]) for i in range(4)] + \
+                [dict(ResultsTest.fail_task(None, f"f{i}"), priority="high") for i in range(3)] + \
+                [dict(echo_task("never"), depends_on=["f0"])]  # skipped: a bar that never ran
+        write_task_file(self.dir, tasks, config={"workers": 4, "max_parallel_tasks": 4})
+        r = tg("run", "tasks.json", "--timeline", "out/run.html", cwd=self.dir)
+        self.assertEqual(r.returncode, 2, r.stderr)  # out/ does not exist: refused before anything runs
+        self.assertIn("--timeline", r.stderr)
+        (self.dir / "out").mkdir()
+        r = tg("run", "tasks.json", "--timeline=out/run.html", cwd=self.dir)
+        self.assertEqual(r.returncode, 1, r.stderr)  # f0..f2 failed
+        page = (self.dir / "out" / "run.html").read_text()
+        self.assertIn("<svg", page)
+        self.assertFalse(list((self.dir / "out").glob("*.tmp.*")), "no temp file left behind")
+        if shutil.which("chromium") is None and not os.environ.get("CHROMIUM"):
+            if os.environ.get("CI"):
+                self.fail("chromium is not installed (CI installs it: apt-get install -y chromium)")
+            self.skipTest("chromium is not installed")
+        c = subprocess.run([sys.executable, str(self.CHECK), str(self.dir / "out" / "run.html"), str(len(tasks)),
+                            "--screenshot", str(self.dir / "shot.png")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+
+    def test_timeline_needs_a_path(self):
+        write_task_file(self.dir, [echo_task("a")])
+        r = tg("run", "tasks.json", "--timeline", cwd=self.dir)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--timeline needs a value", r.stderr)
+
+
 class GatesCommandTest(TempDirTest):
     def tasks(self):
         return [excl_task("a", "s1", writes=["out.txt"], difficulty=10),
