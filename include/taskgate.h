@@ -60,11 +60,11 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define TG_VERSION_MAJOR 0
-#define TG_VERSION_MINOR 6
+#define TG_VERSION_MINOR 7
 #define TG_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, as tg_version() returns it. */
 #define TG_VERSION_NUMBER (TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH)
-#define TG_VERSION_STRING "0.6.0"
+#define TG_VERSION_STRING "0.7.0"
 
 /* The version of the library actually loaded, as TG_VERSION_NUMBER encodes it.
    Compare with TG_VERSION_NUMBER to detect a header/library mismatch: the
@@ -1053,6 +1053,134 @@ int tg_aggregate(const char *const *outputs, size_t n, const tg_aggregate_option
    id, status ("failed", "timed_out", ..., "running", "bad_output") and
    error. TG_ENOTFOUND for an unknown group. */
 int tg_pool_aggregate(tg_pool *pool, const char *group, const tg_aggregate_options *opts, char **out_json);
+
+/* ---- events and logging (since 0.7) ------------------------------------------
+
+   The library never prints. Register a callback to hear what the engine does;
+   with none registered nothing is made. Every record carries trace ids: the
+   pool's run id, and for task events the task's id, submission number and
+   attempt. The callback runs on the thread where the event happened (a
+   worker, a canceller, the timeout thread), synchronously: keep it short. It
+   may call any tg_* function except tg_pool_destroy, and must not wait on
+   the pool. Events:
+     task_started   DEBUG   a worker calls the processor (attempt n)
+     task_ended     DEBUG (succeeded), INFO (cancelled, skipped),
+                    WARNING (failed, timed_out, rejected)
+     task_retry     INFO    an attempt failed and a retry is scheduled
+     group_failed   ERROR   a critical group can no longer succeed
+     health_alert   WARNING the health monitor's threshold was crossed
+     health_cleared INFO    ... and is no longer
+   fields_json holds the event's own fields: status, error, attempts, group,
+   queue_ms, duration_ms, cache (task_ended); delay_ms, error (task_retry);
+   group, cancel_all (group_failed); metric, value, threshold, tasks (health). */
+
+#define TG_LOG_DEBUG 10   /* the numbers are Python logging's */
+#define TG_LOG_INFO 20
+#define TG_LOG_WARNING 30
+#define TG_LOG_ERROR 40
+
+typedef struct tg_log_record {
+  uint32_t struct_size;    /* sizeof(tg_log_record) as the library knows it:
+                              read only the fields your header has */
+  int32_t level;           /* TG_LOG_* */
+  const char *event;       /* "task_ended", ... */
+  const char *message;     /* one line of English, without a newline */
+  const char *run_id;      /* the pool's (tg_pool_set_run_id) */
+  const char *task_id;     /* NULL: not about a task, or an anonymous one */
+  int64_t seq;             /* the task's submission number; -1: none */
+  int32_t attempt;         /* 1 for the first call; 0: none made or no task */
+  int32_t worker;          /* -1: none */
+  const char *fields_json; /* a JSON object, "{}" when none */
+  int64_t time_ns;         /* CLOCK_REALTIME */
+} tg_log_record;
+/* Every pointer in the record is valid only during the call. */
+typedef void (*tg_log_fn)(void *user, const tg_log_record *record);
+
+/* Sends events at min_level and above to fn (NULL: stop). Calls already
+   under way when this returns may still reach the previous callback.
+   Errors: TG_EBADHANDLE, TG_EINVAL (min_level not one of TG_LOG_*). */
+int tg_pool_set_log(tg_pool *pool, int32_t min_level, tg_log_fn fn, void *user);
+
+/* The run id in every event: made at tg_pool_create ("run-<hex time>-<hex
+   pid>-<n>"); set your own (1..256 bytes of printable ASCII) to join the
+   pool's events to your traces. tg_pool_get_run_id gives a copy (tg_free). */
+int tg_pool_set_run_id(tg_pool *pool, const char *run_id);
+int tg_pool_get_run_id(tg_pool *pool, char **out);
+
+/* ---- health monitor (since 0.7) ----------------------------------------------
+
+   Watches the tasks that end from now on: the share that failed (failed,
+   timed out or rejected), the share that timed out, and the average run time
+   of those that ran (cancelled and skipped tasks are not counted). When one
+   goes above its threshold (strictly; the seed's defaults 20%, 10% and 5
+   minutes) a health_alert event is raised, once, until it falls back to or
+   below (health_cleared). With TG_HEALTH_STOP the first alert cancels every
+   unfinished task (their error names the alert). Run times are measured on
+   the pool's clock when it is a virtual one (tg_pool_options.clock), so
+   tests can drive them; otherwise on CLOCK_MONOTONIC. */
+
+#define TG_HEALTH_STOP (1u << 0)
+
+typedef struct tg_health_options {
+  uint32_t struct_size;    /* sizeof(tg_health_options) */
+  uint32_t flags;          /* TG_HEALTH_* */
+  uint32_t min_tasks;      /* no alert before this many tasks are counted; 0: 1 */
+  uint32_t reserved;       /* 0 */
+  double failure_rate;     /* 0 .. 1 */
+  double timeout_rate;     /* 0 .. 1 */
+  double avg_duration_ms;  /* >= 0 */
+} tg_health_options;
+
+#define TG_HEALTH_OPTIONS_INIT { (uint32_t)sizeof(tg_health_options), 0, 1, 0, 0.2, 0.1, 300000.0 }
+
+/* Starts watching (again, from zero) with opts; NULL stops watching.
+   Errors: TG_EBADHANDLE, TG_EINVAL (a threshold out of range: named),
+   TG_EVERSION. */
+int tg_pool_set_health(tg_pool *pool, const tg_health_options *opts);
+
+#define TG_HEALTH_FAILURE_RATE (1u << 0) /* tg_health_report.active bits */
+#define TG_HEALTH_TIMEOUT_RATE (1u << 1)
+#define TG_HEALTH_AVG_DURATION (1u << 2)
+
+typedef struct tg_health_report {
+  uint32_t struct_size;    /* sizeof(tg_health_report) */
+  uint32_t active;         /* TG_HEALTH_* alerts raised now */
+  uint64_t counted;        /* tasks counted */
+  uint64_t failures;
+  uint64_t timeouts;
+  uint64_t timed;          /* of them, tasks that ran (in the average) */
+  uint64_t alerts_raised;  /* in all, cleared ones included */
+  double failure_rate;
+  double timeout_rate;
+  double avg_duration_ms;
+} tg_health_report;
+
+#define TG_HEALTH_REPORT_INIT { (uint32_t)sizeof(tg_health_report), 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0 }
+
+/* Fills *out (may be NULL) and *out_json (may be NULL; yours, tg_free):
+   {"report": {...}, "alerts": [{"metric", "raised", "value", "threshold",
+   "tasks", "at", "message"}, ...]}, every change in order.
+   TG_ENOTFOUND when no monitor is set. */
+int tg_pool_health(tg_pool *pool, tg_health_report *out, char **out_json);
+
+/* ---- metrics (since 0.7) ---------------------------------------------------------
+
+   The run so far as Prometheus text (exposition format 0.0.4, no timestamps,
+   so a node-exporter textfile collector takes it): taskgate_tasks_submitted_total,
+   taskgate_tasks_total{status}, taskgate_task_retries_total,
+   taskgate_task_duration_seconds and taskgate_task_queue_wait_seconds
+   (histograms), taskgate_worker_tasks_total{worker},
+   taskgate_worker_busy_seconds_total{worker}, taskgate_run_duration_seconds,
+   taskgate_run_throughput_tasks_per_second, taskgate_cache_lookups_total{result}.
+   TG_METRICS_PER_TASK adds taskgate_per_task_duration_seconds{task,status,worker},
+   taskgate_per_task_queue_wait_seconds{task} and taskgate_per_task_attempts{task}
+   for named tasks (a series per task: keep it for small runs). */
+
+#define TG_METRICS_PER_TASK (1u << 0)
+
+/* *out_text receives the text, yours (tg_free). Errors: TG_EBADHANDLE,
+   TG_EINVAL (unknown flags, out_text NULL). */
+int tg_pool_metrics(tg_pool *pool, uint32_t flags, char **out_text);
 
 /* Frees text the library made for you (out_json parameters). NULL is fine. */
 void tg_free(void *p);

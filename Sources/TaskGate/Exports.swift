@@ -80,7 +80,7 @@ func fail(_ e: TaskGateError) -> Int32 {
 @_cdecl("tg_version")
 public func tg_version() -> Int32 { Int32(TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH) }
 
-private let versionString: StaticString = "0.6.0"
+private let versionString: StaticString = "0.7.0"
 
 @_cdecl("tg_version_string")
 public func tg_version_string() -> UnsafePointer<CChar> {

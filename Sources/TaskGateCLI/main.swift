@@ -9,7 +9,7 @@ import TaskGateCore
 import Glibc
 #endif
 
-let version = "0.6.0"
+let version = "0.7.0"
 
 let mainHelp = """
 usage: taskgate <command> [options]

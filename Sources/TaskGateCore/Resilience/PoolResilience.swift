@@ -401,6 +401,9 @@ extension TaskPool {
             }
             r.pointee.last_delay_ns = delay
             r.pointee.retry_after_ns = -1
+            if logs(.info) {
+                observeRetry(i, attempt: attempts, delayNs: delay, error: t.pointee.error.map { String(cString: $0) }, worker: w.index)
+            }
             free(t.pointee.output)
             t.pointee.output = nil
             t.pointee.output_len = 0

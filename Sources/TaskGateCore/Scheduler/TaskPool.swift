@@ -240,6 +240,11 @@ public final class TaskPool: @unchecked Sendable {
     let recoverHook: RecoverHook?
     let recoverUser: UnsafeMutableRawPointer?
     let healthLock = Lock()
+    // Events (Telemetry/Observe.swift), under observeLock.
+    let observeLock = Lock()
+    var logSink: LogSink? = nil
+    var healthMonitor: HealthMonitor? = nil
+    var runIdentifier: String
 
     /// Counters and futex words, each on a cache line of its own.
     let words: UnsafeMutableRawPointer
@@ -255,6 +260,10 @@ public final class TaskPool: @unchecked Sendable {
     @inline(__always) var exitedWorkers: UnsafeMutablePointer<UInt32> { (words + 260).assumingMemoryBound(to: UInt32.self) }
     /// Non-zero once shutdown began (no more submissions).
     @inline(__always) var closed: UnsafeMutablePointer<UInt32> { (words + 264).assumingMemoryBound(to: UInt32.self) }
+    /// Observing.* bits: a log sink or a health monitor wants task ends.
+    @inline(__always) var observing: UnsafeMutablePointer<UInt32> { (words + 268).assumingMemoryBound(to: UInt32.self) }
+    /// The sink's lowest level (LogLevel raw value).
+    @inline(__always) var logLevelWord: UnsafeMutablePointer<Int32> { (words + 272).assumingMemoryBound(to: Int32.self) }
     /// A freshly mapped slab chunk (address, bytes) that an idle worker may
     /// fault in, so the submitting thread does not pay the kernel's zeroing.
     @inline(__always) var prefault: UnsafeMutablePointer<UInt64> { (words + 464).assumingMemoryBound(to: UInt64.self) }
@@ -306,6 +315,7 @@ public final class TaskPool: @unchecked Sendable {
         let wordBytes = 512 + idleMaskWords * 8
         words = .allocate(byteCount: wordBytes, alignment: 64)
         words.initializeMemory(as: UInt8.self, repeating: 0, count: wordBytes)
+        runIdentifier = TaskPool.makeRunId()
         endCounts = UnsafeMutableRawPointer.allocate(byteCount: (n + 1) * 64, alignment: 64)
             .bindMemory(to: Int64.self, capacity: (n + 1) * 8)
         endCounts.initialize(repeating: 0, count: (n + 1) * 8)
@@ -327,6 +337,19 @@ public final class TaskPool: @unchecked Sendable {
         delays = DeadlineTimer(pool: self, clock: clock) { pool, i, attempt in pool.delayOver(i, attempt: attempt) }
         plugins.inFlight = { [unowned self] plugin, retire in self.pluginTasksInFlight(plugin, orRetire: retire) }
         try startThreads()
+    }
+
+    nonisolated(unsafe) private static let runCounter: UnsafeMutablePointer<Int64> = {
+        let p = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+
+    static func makeRunId() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let n = tgs_add_i64(runCounter, 1) + 1
+        return "run-\(String(ts.tv_sec, radix: 16))-\(String(getpid(), radix: 16))-\(n)"
     }
 
     deinit {

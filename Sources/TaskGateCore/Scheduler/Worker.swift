@@ -37,6 +37,9 @@ final class Worker: @unchecked Sendable {
     /// Written under pool.healthLock, by this worker only (so it may read
     /// its own without the lock).
     var health = WorkerHealth()
+    /// The pool clock's reading when this worker last called a processor,
+    /// kept only while a health monitor watches a pool on a virtual clock.
+    var clockStart: Int64 = .min
 
     init(index: Int, pool: TaskPool) {
         self.index = index
@@ -266,6 +269,10 @@ extension TaskPool {
             startTimer(deadlines)
             deadlines.add(task: i, attempt: attempt, deadline: start + t.pointee.extra.pointee.timeout_ns)
         }
+        if tgs_load_relaxed_u32(observing) != 0 {
+            if clock.isVirtual { w.clockStart = clock.now() }
+            observeStart(i, attempt: attempt, worker: w.index)
+        }
         let rc = admission == .run ? tgs_call_processor(t) : callFallback(t)
         if !hasPolicy { releaseProcessor(t) }
         tgs_store_u32(w.busy, 0)
@@ -420,6 +427,10 @@ extension TaskPool {
 
     /// Calls task `j`'s end hook, if it has one. Never under an engine lock.
     func callOnEnd(_ j: Int32) {
+        if j < 0 {  // a deferred observation (finishOne)
+            observeEnd(-j - 1, status(-j - 1), worker: -1)
+            return
+        }
         let t = task(j)
         guard t.pointee.flags & UInt8(TGS_TASK_HAS_ON_END) != 0 else { return }
         tgs_call_on_end(t.pointee.extra, owner, UInt64(j), Int32(bitPattern: tgs_load_u32(&t.pointee.state)))
@@ -431,6 +442,13 @@ extension TaskPool {
                            deferEnds: inout [Int32], deferring: Bool) -> Int {
         var readied = 0
         let t = task(j)
+        // Events and the health monitor first: whoever sees the task ended
+        // has its events delivered (rare: one relaxed load when unobserved).
+        // (Under the submission lock, deferred like end hooks, as -(j + 1):
+        // a sink may submit.)
+        if tgs_load_relaxed_u32(observing) != 0 {
+            if deferring { deferEnds.append(-(j + 1)) } else { observeEnd(j, st, worker: worker) }
+        }
         // Counted before the status is published: whoever sees the task ended
         // (a waiter, then reading the stats) sees it counted too.
         countEnd(st, worker: worker)
@@ -549,6 +567,7 @@ extension TaskPool {
         let who = t.pointee.id.map { "'\(String(cString: $0))'" } ?? "#\(failed)"
         let st = TaskStatus(rawValue: tgs_load_u32(&t.pointee.state))?.name ?? "failed"
         let note = "cancelled: task \(who) of critical group '\(name)' \(st)"
+        observeGroupFailed(name, cause: failed, cancelAll: tgs_load_u32(&group(g).pointee.cancelAll) != 0)
         if tgs_load_u32(&group(g).pointee.cancelAll) != 0 {
             _ = cancelAll(note: note)
         } else {

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from . import errors
 
-BINDINGS_VERSION = (0, 6, 0)
+BINDINGS_VERSION = (0, 7, 0)
 
 # ---- status, types, flags (taskgate.h, taskgate_plugin.h) --------------------
 
